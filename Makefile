@@ -1,0 +1,42 @@
+# Two commands on a fresh clone: `make migrate`, then `make test`.
+# With DATABASE_URL (or PG* variables) unset, a local cluster under var/pg is used.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell id -u)
+DBTOOL := $(BIN)/dbtool
+
+.PHONY: venv migrate validate status test bench seed snapshot docs lint db-up db-down backup restore clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+migrate: $(STAMP)
+	$(DBTOOL) migrate
+
+validate: $(STAMP)
+	$(DBTOOL) validate
+
+status: $(STAMP)
+	$(DBTOOL) status
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[bench]'
+	$(BIN)/python -m bench
+
+db-up: $(STAMP)
+	$(DBTOOL) devdb up
+
+db-down: $(STAMP)
+	$(DBTOOL) devdb down
+
+clean:
+	-$(DBTOOL) devdb down
+	rm -rf var $(VENV)

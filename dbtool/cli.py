@@ -1,0 +1,121 @@
+"""The dbtool command line: each command a few lines over the library.
+
+Exit codes: 0 clean, 1 drift or a failed check, 2 usage error, 3 cannot connect or refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from . import config, migrate as migrate_lib
+from .errors import EXIT_USAGE, DbtoolError
+
+EPILOG = "Exit codes: 0 ok, 1 drift or failure, 2 usage error, 3 cannot connect or refused."
+
+
+def say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def database_options(fn):
+    """--database-url and --module, shared by every command that talks to PostgreSQL."""
+
+    @click.option("--database-url", envvar=None, metavar="URL",
+                  help="PostgreSQL URL; default DATABASE_URL, then PG* variables, then the local dev cluster.")
+    @click.option("--module", "-m", "modules", multiple=True, metavar="M",
+                  help="Act on this schema module only (repeatable).")
+    @functools.wraps(fn)
+    def wrapper(*args, database_url, modules, **kw):
+        return fn(*args, database_url=database_url, modules=migrate_lib.check_modules(modules), **kw)
+
+    return wrapper
+
+
+def target_for(database_url: str | None) -> config.Target:
+    target = config.resolve(database_url)
+    say(f"database: {target.display()} (from {target.source})")
+    return target
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dbtool")
+def cli():
+    """Raw-SQL migrations and exact schema validation for PostgreSQL."""
+
+
+@cli.command(epilog="Example: dbtool migrate --module crm --dry-run\n\n" + EPILOG)
+@database_options
+@click.option("--dry-run", is_flag=True, help="List pending migrations and print their SQL; change nothing.")
+@click.option("--lock-timeout", type=float, default=migrate_lib.DEFAULT_LOCK_TIMEOUT, show_default=True,
+              help="Seconds to wait for another dbtool run holding the migration lock.")
+def migrate(database_url, modules, dry_run, lock_timeout):
+    """Apply pending migrations (under a lock, each in one transaction)."""
+    target = target_for(database_url)
+    out = migrate_lib.migrate(target, modules, say=say, lock_timeout=lock_timeout, dry_run=dry_run)
+    if not dry_run:
+        say(f"{len(out.applied)} migration(s) applied in {out.seconds:.2f}s" if out.applied
+            else f"nothing to apply ({out.seconds:.2f}s)")
+
+
+@cli.command(epilog="Example: dbtool status --module planning\n\n" + EPILOG)
+@database_options
+def status(database_url, modules):
+    """Show applied and pending migrations per module (read-only)."""
+    target = target_for(database_url)
+    for s in migrate_lib.status(target, modules):
+        when = s.applied_at.strftime("%Y-%m-%d %H:%M:%S UTC") if s.applied_at else "pending"
+        click.echo(f"{s.module:10} {s.id:40} {when}")
+
+
+@cli.command(epilog="Example: dbtool rollback --module infra --all\n\n" + EPILOG)
+@database_options
+@click.option("--all", "everything", is_flag=True, help="Roll back every applied migration, not only the latest.")
+@click.option("--lock-timeout", type=float, default=migrate_lib.DEFAULT_LOCK_TIMEOUT, show_default=True)
+def rollback(database_url, modules, everything, lock_timeout):
+    """Roll back the latest migration of each module (or all with --all)."""
+    target = target_for(database_url)
+    out = migrate_lib.rollback(target, modules, say=say, everything=everything, lock_timeout=lock_timeout)
+    say(f"{len(out.applied)} migration(s) rolled back" if out.applied else "nothing to roll back")
+
+
+@cli.group()
+def devdb():
+    """The local PostgreSQL cluster under var/ used when no database is configured."""
+
+
+@devdb.command("up")
+def devdb_up():
+    """Initialise (once) and start the local cluster; print its URL."""
+    from . import devdb as devdb_lib
+
+    click.echo(devdb_lib.default_cluster().ensure_running().conninfo())
+
+
+@devdb.command("down")
+def devdb_down():
+    """Stop the local cluster (its data stays under var/pg)."""
+    from . import devdb as devdb_lib
+
+    devdb_lib.default_cluster().stop()
+    say("local cluster stopped")
+
+
+def main() -> None:
+    try:
+        rv = cli.main(standalone_mode=False)
+        sys.exit(rv if isinstance(rv, int) else 0)
+    except click.exceptions.Abort:
+        say("aborted")
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except DbtoolError as exc:
+        say(f"dbtool: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        say("interrupted")
+        sys.exit(130)

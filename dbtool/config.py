@@ -1,0 +1,116 @@
+"""Where the database is, and how to say so without ever printing a password.
+
+Order: --database-url, then DATABASE_URL, then libpq's PG* variables; with none of
+them set, the local dev cluster under var/ (started on demand).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .errors import ConnectError, UsageError
+
+LIBPQ_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", "PGPASSWORD")
+_DRIVER_SUFFIX = re.compile(r"^(postgres(?:ql)?)\+\w+://")
+
+
+def normalise_url(url: str) -> str:
+    """Accept SQLAlchemy/yoyo style 'postgresql+psycopg://' as well as plain libpq URLs."""
+    return _DRIVER_SUFFIX.sub(r"\1://", url.strip())
+
+
+@dataclass(frozen=True)
+class Target:
+    conninfo: str
+    source: str
+
+    @property
+    def params(self) -> dict:
+        return conninfo_to_dict(self.conninfo)
+
+    @property
+    def password(self) -> str | None:
+        return self.params.get("password") or (os.environ.get("PGPASSWORD") if self.source == "PG* environment" else None)
+
+    def display(self) -> str:
+        """user@host:port/dbname, never the password."""
+        p = self.params
+        user = p.get("user") or os.environ.get("PGUSER") or ""
+        host = p.get("host") or os.environ.get("PGHOST") or "localhost"
+        port = p.get("port") or os.environ.get("PGPORT") or "5432"
+        db = p.get("dbname") or os.environ.get("PGDATABASE") or user
+        who = f"{user}@" if user else ""
+        return f"postgresql://{who}{host}:{port}/{db}"
+
+    def mask(self, text: str) -> str:
+        """Remove the password from any text that might echo it (URLs, libpq messages)."""
+        pw = self.password
+        if pw:
+            text = text.replace(pw, "***")
+        return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+
+    def with_params(self, **params) -> "Target":
+        return Target(make_conninfo(self.conninfo, **params), self.source)
+
+    def connect(self, *, application_name: str = "dbtool", autocommit: bool = False, **kw) -> psycopg.Connection:
+        params = {"application_name": application_name, **kw}
+        if "connect_timeout" not in self.params:
+            params["connect_timeout"] = int(os.environ.get("DBTOOL_CONNECT_TIMEOUT", "10"))
+        try:
+            return psycopg.connect(self.conninfo, autocommit=autocommit, **params)
+        except psycopg.OperationalError as exc:
+            raise ConnectError(self.mask(describe_connect_error(self.display(), exc))) from None
+        except psycopg.ProgrammingError as exc:  # malformed conninfo
+            raise UsageError(self.mask(f"invalid database URL: {first_line(exc)}")) from None
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else exc.__class__.__name__
+
+
+def describe_connect_error(where: str, exc: BaseException) -> str:
+    """One line saying which of the connect failures this was."""
+    text = " ".join(str(exc).split())
+    low = text.lower()
+    if "password authentication failed" in low or "no password supplied" in low:
+        why = "authentication failed (wrong user or password)"
+    elif re.search(r'database "[^"]+" does not exist', low):
+        why = "database " + re.search(r'database "[^"]+" does not exist', text, re.I).group(0)[9:]
+    elif "permission denied for database" in low or "not permitted to log in" in low:
+        why = "the server refused this role: " + _tail(text)
+    elif "no pg_hba.conf entry" in low:
+        why = "the server refused the connection (pg_hba.conf): " + _tail(text)
+    elif "timeout expired" in low:
+        why = "timed out waiting for the server"
+    elif "could not translate host name" in low:
+        why = "unknown host: " + _tail(text)
+    else:
+        why = "server unreachable: " + _tail(text)
+    return f"cannot connect to {where}: {why}"
+
+
+def _tail(text: str) -> str:
+    # libpq prefixes "connection failed: connection to server at ... failed:"; keep the reason.
+    return text.rsplit("failed:", 1)[-1].strip() or text
+
+
+def resolve(database_url: str | None = None, *, start_dev: bool = True) -> Target:
+    if database_url:
+        return Target(normalise_url(database_url), "--database-url")
+    env_url = os.environ.get("DATABASE_URL")
+    if env_url:
+        return Target(normalise_url(env_url), "DATABASE_URL")
+    if any(os.environ.get(v) for v in LIBPQ_VARS):
+        return Target("", "PG* environment")
+    from . import devdb
+
+    cluster = devdb.default_cluster()
+    if start_dev:
+        cluster.ensure_running()
+    return Target(cluster.conninfo(), "local dev cluster")

@@ -1,0 +1,140 @@
+"""A throwaway PostgreSQL cluster started from the system's server binaries.
+
+Used by `make migrate` when no database is configured (data under var/pg, git-ignored)
+and by the test suite (on /dev/shm). It listens on a Unix socket only, so it never
+competes for a TCP port. initdb and postgres refuse to run as root: as root the
+cluster is owned by, and run as, the `postgres` user through runuser.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import hashlib
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from .errors import DbtoolError
+from .paths import VAR_DIR
+
+SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; leave room for ".s.PGSQL.NNNNN"
+FAST_SETTINGS = ("fsync=off", "full_page_writes=off", "synchronous_commit=off")
+
+
+def bindir() -> Path:
+    """The server binaries: $PG_BINDIR, else pg_config --bindir, else the newest /usr/lib/postgresql/*/bin."""
+    if os.environ.get("PG_BINDIR"):
+        return Path(os.environ["PG_BINDIR"])
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if candidates:
+        return Path(candidates[-1]).parent
+    if shutil.which("pg_config"):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
+        if out and (Path(out) / "initdb").exists():
+            return Path(out)
+    raise DbtoolError("no PostgreSQL server binaries found (install postgresql, or set PG_BINDIR or DATABASE_URL)")
+
+
+def _run_as() -> list[str]:
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+class Cluster:
+    def __init__(self, base: Path, *, port: int = 5432, dbname: str = "dbtool", settings: tuple[str, ...] = ()):
+        self.base = Path(base)
+        self.data = self.base / "data"
+        self.port = port
+        self.dbname = dbname
+        self.settings = settings
+        self.sockdir = self._socket_dir()
+
+    def _socket_dir(self) -> Path:
+        if len(str(self.base)) + 20 <= SOCKET_PATH_MAX:
+            return self.base
+        digest = hashlib.sha1(str(self.base).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"dbtool-sock-{digest}"
+
+    # -- lifecycle -------------------------------------------------------------
+    def _cmd(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        proc = subprocess.run([*_run_as(), *args], capture_output=True, text=True, **kw)
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise DbtoolError(f"{Path(args[0]).name} failed: {detail[-1] if detail else proc.returncode}")
+        return proc
+
+    def _prepare_dirs(self) -> None:
+        for d in {self.base, self.sockdir}:
+            d.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                pg = pwd.getpwnam("postgres")
+                os.chown(d, pg.pw_uid, pg.pw_gid)
+                os.chmod(d, 0o700)
+        if os.geteuid() == 0 and self._cmd("test", "-w", str(self.base), check=False).returncode != 0:
+            raise DbtoolError(
+                f"user postgres cannot write {self.base} (a parent folder is private); "
+                "set DATABASE_URL or move the checkout somewhere postgres can reach"
+            )
+
+    def initialised(self) -> bool:
+        return (self.data / "PG_VERSION").exists()
+
+    def running(self) -> bool:
+        if not self.initialised():
+            return False
+        return self._cmd(str(bindir() / "pg_ctl"), "status", "-D", str(self.data), check=False).returncode == 0
+
+    @contextmanager
+    def _lock(self):
+        # Several `dbtool migrate` processes may start the cluster at once.
+        lockfile = self.base.parent / f".{self.base.name}.lock"
+        lockfile.parent.mkdir(parents=True, exist_ok=True)
+        with open(lockfile, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+    def ensure_running(self) -> "Cluster":
+        with self._lock():
+            self._prepare_dirs()
+            if not self.initialised():
+                self._cmd(str(bindir() / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                          "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+            if not self.running():
+                opts = f"-k {self.sockdir} -c listen_addresses='' -p {self.port}"
+                for s in self.settings:
+                    opts += f" -c {s}"
+                self._cmd(str(bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
+                          "-l", str(self.base / "server.log"), "-o", opts)
+            self._create_database()
+        return self
+
+    def _create_database(self) -> None:
+        with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
+
+    def stop(self) -> None:
+        if self.running():
+            self._cmd(str(bindir() / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w")
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+        if self.sockdir != self.base:
+            shutil.rmtree(self.sockdir, ignore_errors=True)
+
+    # -- addressing ------------------------------------------------------------
+    def conninfo(self, dbname: str | None = None) -> str:
+        return f"postgresql://postgres@/{dbname or self.dbname}?host={self.sockdir}&port={self.port}"
+
+
+def default_cluster() -> Cluster:
+    return Cluster(Path(os.environ.get("DBTOOL_DEVDB_DIR") or VAR_DIR / "pg"))

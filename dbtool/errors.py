@@ -1,0 +1,31 @@
+"""Expected failures: each carries the exit code the CLI documents.
+
+0 clean, 1 drift or a failed check, 2 usage error, 3 cannot connect / refused.
+"""
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_CONNECT = 3
+
+
+class DbtoolError(Exception):
+    """An expected failure, printed as one line without a traceback."""
+
+    exit_code = EXIT_FINDINGS
+
+
+class UsageError(DbtoolError):
+    exit_code = EXIT_USAGE
+
+
+class ConnectError(DbtoolError):
+    """The server cannot be reached, or refused us (auth, missing db, privileges)."""
+
+    exit_code = EXIT_CONNECT
+
+
+class MigrationError(DbtoolError):
+    """A migration failed; the database was left as it was."""
+
+    exit_code = EXIT_FINDINGS

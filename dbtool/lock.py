@@ -1,0 +1,62 @@
+"""The migration lock: a session-level advisory lock on a connection of its own.
+
+Unlike yoyo's lock row it dies with the process (even on kill -9), and its holder is
+visible in pg_stat_activity through application_name.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from contextlib import contextmanager
+from typing import Callable
+
+from .config import Target
+from .errors import DbtoolError
+
+# Two-int advisory key (pg_locks: classid, objid, objsubid = 2): 'dbtl', 1.
+LOCK_CLASS, LOCK_OBJ = 0x6462746C, 1
+
+HOLDER_SQL = """
+SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(host(a.client_addr), 'local'),
+       date_trunc('second', now() - a.backend_start)::text
+FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+WHERE l.locktype = 'advisory' AND l.granted
+  AND l.classid = %s AND l.objid = %s AND l.objsubid = 2 AND l.database = (
+      SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+class LockTimeout(DbtoolError):
+    pass
+
+
+def application_name(command: str) -> str:
+    host = socket.gethostname().split(".")[0][:20]
+    return f"dbtool {command} host={host} pid={os.getpid()}"[:63]
+
+
+def describe_holder(row) -> str:
+    if not row:
+        return "another session"
+    pid, app, addr, age = row
+    return f"pid {pid} ({app}, from {addr}, connected {age} ago)"
+
+
+@contextmanager
+def migration_lock(target: Target, command: str, timeout: float, say: Callable[[str], None]):
+    conn = target.connect(application_name=application_name(command), autocommit=True)
+    try:
+        started, told = time.monotonic(), None
+        while not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, LOCK_OBJ)).fetchone()[0]:
+            holder = describe_holder(conn.execute(HOLDER_SQL, (LOCK_CLASS, LOCK_OBJ)).fetchone())
+            if holder != told:
+                say(f"waiting up to {timeout:g}s for the migration lock held by {holder}")
+                told = holder
+            if time.monotonic() - started >= timeout:
+                raise LockTimeout(f"gave up after {timeout:g}s waiting for the migration lock held by {holder}")
+            time.sleep(0.2)
+        yield conn
+    finally:
+        conn.close()  # closing the session releases the lock

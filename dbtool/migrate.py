@@ -1,0 +1,199 @@
+"""yoyo behind our own lock: migrate, status, rollback, dry run.
+
+yoyo keeps the history (_yoyo_migration); we add the advisory lock, timeouts,
+file checksums and one-line errors.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import psycopg
+from yoyo import exceptions as yoyo_exc
+from yoyo import read_migrations
+from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
+from yoyo.connections import parse_uri
+
+from .config import Target, first_line
+from .errors import MigrationError, UsageError
+from .lock import application_name, migration_lock
+from .migration_steps import ApplyFiles
+from .paths import MIGRATIONS_DIR, modules as all_modules
+
+Say = Callable[[str], None]
+
+DEFAULT_LOCK_TIMEOUT = 60.0          # waiting for another dbtool run
+DEFAULT_DDL_LOCK_TIMEOUT = "10s"     # a migration waiting for a table lock
+DEFAULT_STATEMENT_TIMEOUT = "15min"  # one statement of a migration
+
+
+class _Backend(PostgresqlPsycopgBackend):
+    """yoyo's psycopg 3 backend, connecting through our Target (masking, app name, timeouts)."""
+
+    target: Target
+    app_name: str = "dbtool"
+    session_options: str = ""
+
+    def connect(self, dburi):
+        extra = {"options": self.session_options} if self.session_options else {}
+        return self.target.connect(application_name=self.app_name, autocommit=True, **extra)
+
+
+def open_backend(target: Target, command: str, *, ddl_lock_timeout: str = DEFAULT_DDL_LOCK_TIMEOUT,
+                 statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT) -> _Backend:
+    options = f"-c lock_timeout={ddl_lock_timeout} -c statement_timeout={statement_timeout}"
+    cls = type("DbtoolBackend", (_Backend,), {
+        "target": target, "app_name": application_name(command), "session_options": options})
+    backend = cls(parse_uri("postgresql+psycopg://"), "_yoyo_migration")
+    backend.init_database()
+    return backend
+
+
+def check_modules(requested: tuple[str, ...] | list[str] | None) -> list[str]:
+    known = all_modules()
+    if not requested:
+        return known
+    unknown = [m for m in requested if m not in known]
+    if unknown:
+        raise UsageError(f"unknown module {', '.join(unknown)} (known: {', '.join(known)})")
+    return [m for m in known if m in requested]
+
+
+def load(modules: list[str]):
+    dirs = []
+    for m in modules:
+        d = MIGRATIONS_DIR / m
+        if not d.is_dir():
+            raise UsageError(f"no migrations folder {d}")
+        dirs.append(str(d))
+    try:
+        migrations = read_migrations(*dirs)
+        for m in migrations:
+            m.load()
+    except yoyo_exc.BadMigration as exc:
+        raise MigrationError(f"cannot load migration: {exc.args[0]}: {first_line(exc.args[1]) if len(exc.args) > 1 else ''}") from None
+    return migrations
+
+
+def module_of(migration) -> str:
+    return Path(migration.path).parent.name
+
+
+def files_of(migration) -> list:
+    return [p for s in _steps(migration) if isinstance(getattr(s, "_apply", None), ApplyFiles) for p in s._apply.paths]
+
+
+def _steps(migration):
+    for wrapper in migration.steps:
+        yield getattr(wrapper, "step", wrapper)
+
+
+@dataclass
+class Outcome:
+    applied: list[str]
+    seconds: float
+
+
+def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+            dry_run: bool = False, **timeouts) -> Outcome:
+    migrations = load(modules)
+    if dry_run:
+        return _dry_run(target, migrations, say)
+    started = time.monotonic()
+    applied = []
+    with migration_lock(target, "migrate", lock_timeout, say):
+        backend = open_backend(target, "migrate", **timeouts)
+        try:
+            _clear_stale_yoyo_lock(backend, say)
+            with backend.lock():
+                for m in backend.to_apply(migrations):
+                    t0 = time.monotonic()
+                    _run(backend.apply_one, m)
+                    applied.append(m.id)
+                    say(f"applied {m.id} ({len(files_of(m))} files) in {time.monotonic() - t0:.2f}s")
+        finally:
+            backend.connection.close()
+    return Outcome(applied, time.monotonic() - started)
+
+
+def rollback(target: Target, modules: list[str], *, say: Say, everything: bool = False,
+             lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **timeouts) -> Outcome:
+    migrations = load(modules)
+    started = time.monotonic()
+    done = []
+    with migration_lock(target, "rollback", lock_timeout, say):
+        backend = open_backend(target, "rollback", **timeouts)
+        try:
+            _clear_stale_yoyo_lock(backend, say)
+            with backend.lock():
+                todo = list(backend.to_rollback(migrations))
+                if not everything:
+                    todo = _latest_per_module(todo)
+                for m in todo:
+                    _run(backend.rollback_one, m)
+                    done.append(m.id)
+                    say(f"rolled back {m.id}")
+        finally:
+            backend.connection.close()
+    return Outcome(done, time.monotonic() - started)
+
+
+def _latest_per_module(todo: list) -> list:
+    seen, out = set(), []
+    for m in todo:  # to_rollback lists newest first
+        if module_of(m) not in seen:
+            seen.add(module_of(m))
+            out.append(m)
+    return out
+
+
+def _run(fn, migration) -> None:
+    try:
+        fn(migration)
+    except MigrationError:
+        raise
+    except psycopg.Error as exc:
+        raise MigrationError(f"migration {migration.id} failed: {first_line(exc)}; nothing was applied") from None
+
+
+def _clear_stale_yoyo_lock(backend, say: Say) -> None:
+    # We hold the advisory lock, so no other dbtool run is inside yoyo: any row is left by a killed run.
+    with backend.transaction():
+        rows = backend.execute(f"DELETE FROM {backend.lock_table_quoted} RETURNING pid, ctime").fetchall()
+    for pid, ctime in rows:
+        say(f"cleared a stale yoyo lock left by pid {pid} at {ctime}")
+
+
+@dataclass
+class MigrationState:
+    id: str
+    module: str
+    applied_at: datetime | None
+
+
+def status(target: Target, modules: list[str]) -> list[MigrationState]:
+    """Read-only: reads yoyo's table directly rather than letting yoyo create its tables."""
+    migrations = load(modules)
+    with target.connect(application_name=application_name("status")) as conn:
+        applied = {}
+        if conn.execute("SELECT to_regclass('_yoyo_migration')").fetchone()[0]:
+            applied = dict(conn.execute("SELECT migration_id, applied_at_utc FROM _yoyo_migration").fetchall())
+    return [MigrationState(m.id, module_of(m), applied.get(m.id)) for m in migrations]
+
+
+def _dry_run(target: Target, migrations, say: Say) -> Outcome:
+    pending = [s for s in status(target, sorted({module_of(m) for m in migrations})) if s.applied_at is None]
+    by_id = {m.id: m for m in migrations}
+    for s in pending:
+        m = by_id[s.id]
+        say(f"-- pending: {m.id}")
+        for path in files_of(m):
+            print(f"-- file: {path.relative_to(MIGRATIONS_DIR.parent)}")
+            print(path.read_text(encoding="utf-8-sig"))
+    if not pending:
+        say("nothing to apply")
+    return Outcome([s.id for s in pending], 0.0)
