@@ -24,8 +24,9 @@ validate: $(STAMP)
 status: $(STAMP)
 	$(DBTOOL) status
 
+# pytest's exit 5 means "no tests collected": that is not a failure of the suite.
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 bench: $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[bench]'

@@ -1,0 +1,158 @@
+"""Issue 2: migrate builds every table of the specs; psql -f builds the same catalog;
+rollback removes what it created; a failing migration leaves nothing behind."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import psycopg
+import pytest
+
+from dbtool import migrate as migrate_lib
+from dbtool.paths import ROOT, SQL_DIR, module_sql_files, modules
+from dbtool.psql_entry import entry_path, render
+from helpers import catalog_of, run_dbtool
+
+# The tables each specification names (../shared/seeds): the contract with the applications.
+SPEC_TABLES = {
+    "crm": {"product", "product_alias", "customer", "order_line", "contact_event", "client_master_profile",
+            "reco_run", "reco_item", "audit_item", "outcome_event"},
+    "infra": {"customers", "agents", "events", "recommendations", "approvals", "optimizations"},
+    "planning": {"store_clusters", "stores", "categories", "workflows", "historical_sales", "weekly_actuals"},
+    "chatbot": {"users", "sessions", "messages", "qualified_leads", "car_interactions", "human_handoffs",
+                "metrics_daily"},
+}
+
+
+def tables(url: str) -> dict[str, set[str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = ANY(%s)",
+            (list(SPEC_TABLES),)).fetchall()
+    out: dict[str, set[str]] = {m: set() for m in SPEC_TABLES}
+    for schema, name in rows:
+        out[schema].add(name)
+    return out
+
+
+def test_modules_are_the_four_specs():
+    assert modules() == sorted(SPEC_TABLES)
+
+
+def test_migrate_creates_every_spec_table_and_second_run_is_a_noop(empty_url):
+    first = run_dbtool("migrate", "--database-url", empty_url)
+    assert first.returncode == 0, first.stderr
+    assert tables(empty_url) == SPEC_TABLES
+    before = catalog_of(empty_url, modules())
+
+    second = run_dbtool("migrate", "--database-url", empty_url)
+    assert second.returncode == 0, second.stderr
+    assert "nothing to apply" in second.stderr
+    assert catalog_of(empty_url, modules()) == before
+
+
+def test_migrate_one_module_only(empty_url):
+    out = run_dbtool("migrate", "--module", "planning", "--database-url", empty_url)
+    assert out.returncode == 0, out.stderr
+    got = tables(empty_url)
+    assert got["planning"] == SPEC_TABLES["planning"]
+    assert got["crm"] == got["infra"] == got["chatbot"] == set()
+
+
+def psql(url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", *args, url],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("module", sorted(SPEC_TABLES))
+def test_psql_f_twice_builds_the_catalog_yoyo_builds(module, empty_url, db_url):
+    for _ in range(2):
+        out = psql(empty_url, "-f", str(entry_path(module)))
+        assert out.returncode == 0, out.stderr
+    assert catalog_of(empty_url, [module]) == catalog_of(db_url, [module])
+
+
+@pytest.mark.parametrize("module", sorted(SPEC_TABLES))
+def test_psql_entry_file_is_current(module):
+    assert entry_path(module).read_text() == render(module), "run `make snapshot`"
+
+
+def test_every_sql_file_is_applied_by_exactly_one_migration_in_order():
+    for module in modules():
+        applied = [p for m in migrate_lib.load([module]) for p in migrate_lib.files_of(m)]
+        assert applied == module_sql_files(module)
+
+
+def test_database_built_by_psql_is_adopted_by_migrate_without_baseline(empty_url, db_url):
+    for module in modules():
+        assert psql(empty_url, "-f", str(entry_path(module))).returncode == 0
+    out = run_dbtool("migrate", "--database-url", empty_url)
+    assert out.returncode == 0, out.stderr
+    assert catalog_of(empty_url, modules()) == catalog_of(db_url, modules())
+
+
+def test_rollback_all_leaves_no_object_behind(db_url):
+    out = run_dbtool("rollback", "--all", "--database-url", db_url)
+    assert out.returncode == 0, out.stderr
+    catalog = catalog_of(db_url, modules())
+    assert all(not objects for objects in catalog.values()), catalog
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM _yoyo_migration").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM dbtool.applied_file").fetchone()[0] == 0
+
+
+def test_rollback_without_all_undoes_the_latest_migration_of_the_module(db_url):
+    out = run_dbtool("rollback", "--module", "infra", "--database-url", db_url)
+    assert out.returncode == 0, out.stderr
+    got = tables(db_url)
+    assert got["infra"] == set() and got["crm"] == SPEC_TABLES["crm"]
+    again = run_dbtool("migrate", "--database-url", db_url)
+    assert again.returncode == 0 and tables(db_url) == SPEC_TABLES
+
+
+@pytest.fixture
+def project_copy(tmp_path):
+    """A copy of sql/ and migrations/ that a test may break (DBTOOL_ROOT points at it)."""
+    for part in ("sql", "migrations"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    return tmp_path
+
+
+def add_migration(root, module: str, mid: str, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / "sql" / module / name).write_text(text)
+    names = ", ".join(repr(n) for n in files)
+    (root / "migrations" / module / f"{mid}.py").write_text(
+        "from yoyo import step\nfrom dbtool.migration_steps import apply_files, rollback_sql\n"
+        f"__depends__ = {{'{module}_0001_initial'}}\n"
+        f"step(apply_files(__file__, {names}), rollback_sql(__file__, 'SELECT 1'))\n")
+
+
+def test_migration_failing_halfway_leaves_the_database_as_it_was(db_url, project_copy):
+    broken = ("CREATE TABLE IF NOT EXISTS crm.first_half (id int PRIMARY KEY);\n"
+              "ALTER TABLE crm.product ADD COLUMN IF NOT EXISTS half_done int;\n"
+              "\n"
+              "CREATE INDEX IF NOT EXISTS oops ON crm.product (no_such_column);\n")
+    add_migration(project_copy, "crm", "crm_0002_broken", {"140_broken.sql": broken})
+    before = catalog_of(db_url, modules())
+
+    out = run_dbtool("migrate", "--database-url", db_url, env={"DBTOOL_ROOT": str(project_copy)})
+
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("dbtool: sql/crm/140_broken.sql:4:"), out.stderr
+    assert "no_such_column" in last and "crm_0002_broken" in last
+    assert "Traceback" not in out.stderr
+    assert catalog_of(db_url, modules()) == before
+    status = run_dbtool("status", "--module", "crm", "--database-url", db_url,
+                        env={"DBTOOL_ROOT": str(project_copy)})
+    assert "crm_0002_broken" in status.stdout and "pending" in status.stdout
+
+
+def test_applied_files_are_fingerprinted(db_url):
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT file, checksum, algorithm FROM dbtool.applied_file").fetchall()
+    expected = {str(p.relative_to(SQL_DIR)) for m in modules() for p in module_sql_files(m)}
+    assert {r[0] for r in rows} == expected
+    assert all(len(r[1]) == 64 and r[2] == "sha256-v1" for r in rows)
