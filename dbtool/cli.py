@@ -5,40 +5,13 @@ Exit codes: 0 clean, 1 drift or a failed check, 2 usage error, 3 cannot connect 
 
 from __future__ import annotations
 
-import functools
 import sys
 
 import click
 
-from . import config, migrate as migrate_lib
+from . import migrate as migrate_lib
+from .cli_common import EPILOG, database_options, say, target_for
 from .errors import EXIT_USAGE, DbtoolError
-
-EPILOG = "Exit codes: 0 ok, 1 drift or failure, 2 usage error, 3 cannot connect or refused."
-
-
-def say(msg: str) -> None:
-    click.echo(msg, err=True)
-
-
-def database_options(fn):
-    """--database-url and --module, shared by every command that talks to PostgreSQL."""
-
-    @click.option("--database-url", envvar=None, metavar="URL",
-                  help="PostgreSQL URL; default DATABASE_URL, then PG* variables, then the local dev cluster.")
-    @click.option("--module", "-m", "modules", multiple=True, metavar="M",
-                  help="Act on this schema module only (repeatable).")
-    @functools.wraps(fn)
-    def wrapper(*args, database_url, modules, **kw):
-        return fn(*args, database_url=database_url, modules=migrate_lib.check_modules(modules), **kw)
-
-    return wrapper
-
-
-def target_for(database_url: str | None) -> config.Target:
-    target = config.resolve(database_url)
-    say(f"database: {target.display()} (from {target.source})")
-    return target
-
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dbtool")
@@ -101,6 +74,10 @@ def devdb_down():
 
     devdb_lib.default_cluster().stop()
     say("local cluster stopped")
+
+
+# Commands defined in their own modules register here.
+# (keep this list short: one import and one add_command per module)
 
 
 def main() -> None:
