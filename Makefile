@@ -21,6 +21,9 @@ migrate: $(STAMP)
 validate: $(STAMP)
 	$(DBTOOL) validate
 
+snapshot: $(STAMP)
+	$(DBTOOL) snapshot
+
 status: $(STAMP)
 	$(DBTOOL) status
 

@@ -54,6 +54,54 @@ def rollback(database_url, modules, everything, lock_timeout):
     say(f"{len(out.applied)} migration(s) rolled back" if out.applied else "nothing to roll back")
 
 
+@cli.command(epilog="""Examples:
+
+\b
+  dbtool validate
+  dbtool validate --module crm --strict --format json > drift.json
+  dbtool validate --format junit > validate.xml
+
+Findings: missing and different objects are errors, extra objects warnings (errors
+with --strict); files edited after they were applied are errors.
+
+""" + EPILOG)
+@database_options
+@click.option("--strict", is_flag=True, help="Treat extra objects as errors.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True)
+@click.option("--from-sql", is_flag=True,
+              help="Build the expectation from sql/ now, on a scratch database of the same server (needs CREATEDB).")
+@click.option("--verbose", "-v", is_flag=True, help="Also show informational findings (column order, comments).")
+def validate(database_url, modules, strict, fmt, from_sql, verbose):
+    """Compare the live catalog with what sql/ describes; report every difference."""
+    from .catalog import render, validate as validate_lib
+
+    target = target_for(database_url)
+    ids = {m: [mig.id for mig in migrate_lib.load([m])] for m in modules}
+    report = validate_lib.validate(target, modules, strict=strict, from_sql=from_sql, migration_ids=ids)
+    if fmt == "json":
+        click.echo(render.as_json(report), nl=False)
+    elif fmt == "junit":
+        click.echo(render.junit(report), nl=False)
+    else:
+        click.echo(render.text(report, verbose=verbose, colour=render.use_colour()), nl=False)
+    return 1 if report.errors else 0
+
+
+@cli.command(epilog="Example: make snapshot  (then review `git diff`)\n\n" + EPILOG)
+@click.option("--database-url", metavar="URL", help="Server for the scratch database (needs CREATEDB).")
+def snapshot(database_url):
+    """Regenerate what is derived from sql/: expected catalogs and psql entry files."""
+    from . import psql_entry
+    from .catalog import expected
+    from .paths import modules as all_modules
+
+    target = target_for(database_url)
+    for path in expected.write_snapshots(expected.build(target, all_modules())):
+        say(f"wrote {path.relative_to(path.parents[3])}")
+    for module in all_modules():
+        say(f"wrote sql/{psql_entry.write(module).name}")
+
+
 @cli.group()
 def devdb():
     """The local PostgreSQL cluster under var/ used when no database is configured."""

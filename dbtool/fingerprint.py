@@ -21,6 +21,9 @@ CREATE TABLE IF NOT EXISTS dbtool.applied_file (
     applied_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (migration_id, file)
 );
+-- Checksums are not secret: let read-only roles run `dbtool validate`.
+GRANT USAGE ON SCHEMA dbtool TO PUBLIC;
+GRANT SELECT ON dbtool.applied_file TO PUBLIC;
 """
 
 

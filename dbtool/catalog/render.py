@@ -1,0 +1,95 @@
+"""Findings as text (grouped by object), JSON (documented, versioned) or JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import defaultdict
+from xml.etree import ElementTree as ET
+
+from .diff import ERROR, INFO, WARNING
+from .validate import Report
+
+JSON_FORMAT = "dbtool.validate/1"
+COLOURS = {ERROR: "\033[31m", WARNING: "\033[33m", INFO: "\033[2m"}
+
+
+def use_colour(stream=None) -> bool:
+    stream = stream or sys.stdout
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def text(report: Report, *, verbose: bool = False, colour: bool = False) -> str:
+    shown = [f for f in report.findings if verbose or f.severity != INFO]
+    groups: dict[str, list] = defaultdict(list)
+    for f in shown:
+        groups[f.table or f.object].append(f)
+    lines = []
+    for obj in sorted(groups):
+        lines.append(obj)
+        for f in groups[obj]:
+            tag = f"{f.severity:7}"
+            if colour:
+                tag = f"{COLOURS[f.severity]}{tag}\033[0m"
+            lines.append(f"  {tag} {f.message()}")
+    s = report.summary
+    hidden = "" if verbose or not s["info"] else f", {s['info']} info (--verbose shows them)"
+    verdict = "OK" if not report.errors else "DRIFT"
+    lines.append(f"{verdict}: {s['errors']} error(s), {s['warnings']} warning(s){hidden}; "
+                 f"{s['checked']} objects in {', '.join(report.modules)} checked in {s['seconds']:.2f}s"
+                 + (" (strict)" if report.strict else ""))
+    return "\n".join(lines) + "\n"
+
+
+def as_json(report: Report) -> str:
+    return json.dumps({
+        "format": JSON_FORMAT,
+        "database": report.database,
+        "modules": report.modules,
+        "strict": report.strict,
+        "ok": report.errors == 0,
+        "summary": report.summary,
+        "findings": [f.as_dict() for f in report.findings],
+    }, indent=2, default=str) + "\n"
+
+
+def _module_of(kind: str, name: str) -> str:
+    if kind == "file":  # sql/<module>/NNN_x.sql
+        return name.split("/")[1]
+    if kind == "migration":  # <module>_NNNN_what
+        return name.split("_", 1)[0]
+    return name.split(".", 1)[0]
+
+
+def junit(report: Report) -> str:
+    """One test case per checked object; errors fail it, warnings go to its system-out."""
+    by_object = defaultdict(list)
+    for f in report.findings:
+        by_object[(f.kind, f.object)].append(f)
+    cases = list(report.checked) + [k for k in by_object if k not in set(report.checked)]
+    suites = ET.Element("testsuites", name="dbtool validate")
+    per_module: dict[str, ET.Element] = {}
+    totals = defaultdict(int)
+    for kind, name in cases:
+        module = _module_of(kind, name)
+        suite = per_module.get(module)
+        if suite is None:
+            suite = per_module[module] = ET.SubElement(suites, "testsuite", name=module)
+        case = ET.SubElement(suite, "testcase", classname=f"{module}.{kind}", name=name)
+        totals[module, "tests"] += 1
+        errors = [f for f in by_object.get((kind, name), []) if f.severity == ERROR]
+        others = [f for f in by_object.get((kind, name), []) if f.severity != ERROR]
+        if errors:
+            totals[module, "failures"] += 1
+            failure = ET.SubElement(case, "failure", message=errors[0].message(), type=errors[0].problem)
+            failure.text = "\n".join(f.message() for f in errors)
+        if others:
+            ET.SubElement(case, "system-out").text = "\n".join(f"{f.severity}: {f.message()}" for f in others)
+    for module, suite in per_module.items():
+        suite.set("tests", str(totals[module, "tests"]))
+        suite.set("failures", str(totals[module, "failures"]))
+        suite.set("errors", "0")
+    suites.set("tests", str(sum(v for (m, k), v in totals.items() if k == "tests")))
+    suites.set("failures", str(sum(v for (m, k), v in totals.items() if k == "failures")))
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

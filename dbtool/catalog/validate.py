@@ -1,0 +1,63 @@
+"""`dbtool validate`: the live catalog against the expected one, plus applied-file checks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..config import Target
+from ..lock import application_name
+from .applied import check_applied
+from .diff import ERROR, INFO, WARNING, Finding, checked_objects, diff
+from .expected import build, load_snapshot
+from .read import read_catalog
+
+
+@dataclass
+class Report:
+    database: str
+    modules: list[str]
+    strict: bool
+    findings: list[Finding]
+    checked: list[tuple[str, str]]
+    seconds: float
+    sources: list[str] = field(default_factory=list)
+
+    def count(self, severity: str) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    @property
+    def errors(self) -> int:
+        return self.count(ERROR)
+
+    @property
+    def summary(self) -> dict:
+        return {"errors": self.errors, "warnings": self.count(WARNING), "info": self.count(INFO),
+                "checked": len(self.checked), "seconds": round(self.seconds, 3)}
+
+
+def merge(catalogs) -> dict:
+    merged: dict[str, dict] = {}
+    for cat in catalogs:
+        for kind, objs in cat.items():
+            merged.setdefault(kind, {}).update(objs)
+    return merged
+
+
+def expected_catalog(modules: list[str], *, from_sql_server: Target | None = None) -> dict:
+    if from_sql_server is not None:
+        return merge(build(from_sql_server, modules).values())
+    return merge(load_snapshot(m) for m in modules)
+
+
+def validate(target: Target, modules: list[str], *, strict: bool = False, from_sql: bool = False,
+             migration_ids: dict[str, list[str]] | None = None) -> Report:
+    started = time.monotonic()
+    expected = expected_catalog(modules, from_sql_server=target if from_sql else None)
+    with target.connect(application_name=application_name("validate")) as conn:
+        conn.read_only = True
+        live = read_catalog(conn, modules)
+        applied = check_applied(conn, modules, migration_ids or {}) if migration_ids is not None else []
+    findings = diff(expected, live, strict=strict) + applied
+    return Report(target.display(), modules, strict, findings, checked_objects(expected, live),
+                  time.monotonic() - started)
