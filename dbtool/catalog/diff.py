@@ -77,33 +77,45 @@ def owner_table(kind: str, name: str, attrs: dict) -> str | None:
 def diff(expected: dict, live: dict, *, strict: bool = False) -> list[Finding]:
     extra_severity = ERROR if strict else WARNING
     findings: list[Finding] = []
-    missing_parents = {n for n in expected.get("table", {}) if n not in live.get("table", {})}
-    extra_parents = {n for n in live.get("table", {}) if n not in expected.get("table", {})}
+    missing_parents = expected.get("table", {}).keys() - live.get("table", {}).keys()
+    extra_parents = live.get("table", {}).keys() - expected.get("table", {}).keys()
 
     for kind in KINDS:
         exp, got = expected.get(kind, {}), live.get(kind, {})
-        for name in sorted(exp.keys() | got.keys()):
-            e, g = exp.get(name), got.get(name)
-            table = owner_table(kind, name, e or g)
+        for name, e in exp.items():
+            g = got.get(name)
+            if e == g and not _unhealthy(kind, g):
+                continue  # the common case: identical and healthy
+            table = owner_table(kind, name, e)
             if g is None:
-                if table in missing_parents:
-                    continue  # implied by the missing table
-                findings.append(Finding(ERROR, kind, name, "missing", table=table))
+                if table not in missing_parents:  # else implied by the missing table
+                    findings.append(Finding(ERROR, kind, name, "missing", table=table))
                 continue
             findings.extend(_health(kind, name, g, table))
-            if e is None:
-                if table not in extra_parents:
-                    findings.append(Finding(extra_severity, kind, name, "extra", table=table))
-                continue
-            compared = FK_COMPARED if kind == "constraint" and e.get("type") == "foreign key" else COMPARED[kind]
-            for attr in compared:
-                if e.get(attr) != g.get(attr):
-                    findings.append(Finding(ERROR, kind, name, "differs", attr, e.get(attr), g.get(attr),
-                                            detail=_enum_detail(e, g) if kind == "enum" else None, table=table))
-            for attr in INFORMATIONAL:
-                if attr in e and e.get(attr) != g.get(attr):
-                    findings.append(Finding(INFO, kind, name, "differs", attr, e.get(attr), g.get(attr), table=table))
-    return findings
+            findings.extend(_differences(kind, name, e, g, table))
+        for name in got.keys() - exp.keys():
+            g = got[name]
+            table = owner_table(kind, name, g)
+            findings.extend(_health(kind, name, g, table))
+            if table not in extra_parents:
+                findings.append(Finding(extra_severity, kind, name, "extra", table=table))
+    order = {k: i for i, k in enumerate(KINDS)}
+    return sorted(findings, key=lambda f: (order[f.kind], f.object))
+
+
+def _differences(kind: str, name: str, e: dict, g: dict, table: str | None) -> list[Finding]:
+    compared = FK_COMPARED if kind == "constraint" and e.get("type") == "foreign key" else COMPARED[kind]
+    out = [Finding(ERROR, kind, name, "differs", attr, e.get(attr), g.get(attr),
+                   detail=_enum_detail(e, g) if kind == "enum" else None, table=table)
+           for attr in compared if e.get(attr) != g.get(attr)]
+    out += [Finding(INFO, kind, name, "differs", attr, e.get(attr), g.get(attr), table=table)
+            for attr in INFORMATIONAL if attr in e and e.get(attr) != g.get(attr)]
+    return out
+
+
+def _unhealthy(kind: str, attrs: dict) -> bool:
+    return (kind == "index" and not (attrs["valid"] and attrs["ready"])) or (
+        kind == "constraint" and not attrs["validated"])
 
 
 def _health(kind: str, name: str, attrs: dict, table: str | None) -> list[Finding]:

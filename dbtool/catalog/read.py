@@ -27,34 +27,31 @@ QUERIES = {
     "column": """
         SELECT n.nspname, c.relname, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod),
                a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text,
-               col_description(c.oid, a.attnum)
+               ds.description, a.attrelid
         FROM pg_attribute a
         JOIN pg_class c ON c.oid = a.attrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        LEFT JOIN pg_description ds ON ds.objoid = a.attrelid AND ds.classoid = 'pg_class'::regclass
+                                   AND ds.objsubid = a.attnum
         WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
           AND a.attnum > 0 AND NOT a.attisdropped""",
     "constraint": """
         SELECT n.nspname, c.relname, con.conname, con.contype::text, pg_get_constraintdef(con.oid),
                con.convalidated, con.condeferrable, con.condeferred,
                con.confrelid::regclass::text, con.confupdtype::text, con.confdeltype::text, con.confmatchtype::text,
-               ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
-                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o),
-               ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
-                     JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o)
+               con.conrelid, con.conkey, con.confrelid, con.confkey, con.conindid
         FROM pg_constraint con
         JOIN pg_class c ON c.oid = con.conrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ANY(%(schemas)s)""",
     "index": """
         SELECT n.nspname, t.relname, i.relname, pg_get_indexdef(i.oid), x.indisunique, x.indisprimary,
-               x.indisvalid, x.indisready, con.conname
+               x.indisvalid, x.indisready, x.indexrelid
         FROM pg_index x
         JOIN pg_class i ON i.oid = x.indexrelid
         JOIN pg_class t ON t.oid = x.indrelid
         JOIN pg_namespace n ON n.oid = t.relnamespace
-        LEFT JOIN pg_constraint con ON con.conindid = x.indexrelid AND con.conrelid = x.indrelid
-                                    AND con.contype IN ('p', 'u', 'x')
         WHERE n.nspname = ANY(%(schemas)s)""",
     "enum": """
         SELECT n.nspname, t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder),
@@ -81,79 +78,100 @@ QUERIES = {
 }
 
 
-def _schema(r):
-    return r[0], {"comment": r[1]}
+ATTNAMES_SQL = """
+    SELECT attrelid, attnum, attname FROM pg_attribute WHERE attrelid = ANY(%(oids)s) AND attnum > 0
+"""
 
 
-def _table(r):
-    kinds = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view", "f": "foreign table"}
-    return f"{r[0]}.{r[1]}", {"relkind": kinds[r[2]], "comment": r[3]}
+class _Reader:
+    """Shapes rows into {name: attributes}; resolves column numbers and index owners across kinds."""
 
+    def __init__(self, cur):
+        self.cur = cur
+        self.attnames: dict[tuple[int, int], str] = {}
+        self.index_constraint: dict[int, str] = {}
 
-def _column(r):
-    generated = r[6] if r[8] == "s" else None
-    return f"{r[0]}.{r[1]}.{r[2]}", {
-        "position": r[3],
-        "type": r[4],
-        "nullable": not r[5],
-        "default": None if generated else r[6],
-        "identity": {"a": "ALWAYS", "d": "BY DEFAULT"}.get(r[7]),
-        "generated": generated,
-        "comment": r[9],
-    }
+    def names(self, rel: int, nums) -> list[str]:
+        return [self.attnames[rel, n] for n in nums or ()]
 
+    def schema(self, rows):
+        return {r[0]: {"comment": r[1]} for r in rows}
 
-def _constraint(r):
-    definition = r[4]
-    if definition.endswith(" NOT VALID"):  # validity is reported as health, not as a different definition
-        definition = definition[: -len(" NOT VALID")]
-    attrs = {"type": CONTYPES.get(r[3], r[3]), "table": f"{r[0]}.{r[1]}", "columns": list(r[12]),
-             "definition": definition, "validated": r[5], "deferrable": r[6], "initially_deferred": r[7]}
-    if r[3] == "f":
-        attrs.update(references=r[8], ref_columns=list(r[13]), on_update=FK_ACTIONS[r[9]],
-                     on_delete=FK_ACTIONS[r[10]], match=FK_MATCH.get(r[11], r[11]))
-    return f"{r[0]}.{r[1]}.{r[2]}", attrs
+    def table(self, rows):
+        kinds = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view", "f": "foreign table"}
+        return {f"{r[0]}.{r[1]}": {"relkind": kinds[r[2]], "comment": r[3]} for r in rows}
 
+    def column(self, rows):
+        out = {}
+        for nsp, rel, att, num, typ, notnull, expr, ident, gen, comment, relid in rows:
+            self.attnames[relid, num] = att
+            generated = expr if gen == "s" else None
+            out[f"{nsp}.{rel}.{att}"] = {
+                "position": num, "type": typ, "nullable": not notnull,
+                "default": None if generated else expr,
+                "identity": {"a": "ALWAYS", "d": "BY DEFAULT"}.get(ident),
+                "generated": generated, "comment": comment}
+        return out
 
-def _index(r):
-    # Compare the definition without the index's own name: "same name, other columns" must differ.
-    definition = r[3].split(" ON ", 1)[1]
-    return f"{r[0]}.{r[1]}.{r[2]}", {
-        "table": f"{r[0]}.{r[1]}", "definition": definition, "unique": r[4], "primary": r[5],
-        "valid": r[6], "ready": r[7], "constraint": r[8]}
+    def constraint(self, rows):
+        missing = {r[14] for r in rows if r[14] and any((r[14], n) not in self.attnames for n in r[15] or ())}
+        if missing:  # a foreign key to a table outside the schemas read
+            for relid, num, att in self.cur.execute(ATTNAMES_SQL, {"oids": list(missing)}).fetchall():
+                self.attnames[relid, num] = att
+        out = {}
+        for (nsp, rel, name, contype, definition, validated, deferrable, deferred, ref, upd, dele, match,
+             relid, key, refid, refkey, indid) in rows:
+            if indid and contype in "pux":
+                self.index_constraint[indid] = name
+            if definition.endswith(" NOT VALID"):  # validity is reported as health, not as a definition
+                definition = definition[: -len(" NOT VALID")]
+            attrs = {"type": CONTYPES.get(contype, contype), "table": f"{nsp}.{rel}",
+                     "columns": self.names(relid, key), "definition": definition, "validated": validated,
+                     "deferrable": deferrable, "initially_deferred": deferred}
+            if contype == "f":
+                attrs.update(references=ref, ref_columns=self.names(refid, refkey), on_update=FK_ACTIONS[upd],
+                             on_delete=FK_ACTIONS[dele], match=FK_MATCH.get(match, match))
+            out[f"{nsp}.{rel}.{name}"] = attrs
+        return out
 
+    def index(self, rows):
+        # The definition without the index's own name: "same name, other columns" must differ.
+        return {f"{nsp}.{rel}.{name}": {
+            "table": f"{nsp}.{rel}", "definition": definition.split(" ON ", 1)[1], "unique": unique,
+            "primary": primary, "valid": valid, "ready": ready, "constraint": self.index_constraint.get(oid)}
+            for nsp, rel, name, definition, unique, primary, valid, ready, oid in rows}
 
-def _enum(r):
-    return f"{r[0]}.{r[1]}", {"labels": list(r[2]), "comment": r[3]}
+    def enum(self, rows):
+        return {f"{r[0]}.{r[1]}": {"labels": list(r[2]), "comment": r[3]} for r in rows}
 
+    def trigger(self, rows):
+        return {f"{r[0]}.{r[1]}.{r[2]}": {"table": f"{r[0]}.{r[1]}", "definition": r[3], "enabled": r[4] != "D"}
+                for r in rows}
 
-def _trigger(r):
-    return f"{r[0]}.{r[1]}.{r[2]}", {"table": f"{r[0]}.{r[1]}", "definition": r[3], "enabled": r[4] != "D"}
-
-
-def _function(r):
-    return f"{r[0]}.{r[1]}", {"returns": r[2], "language": r[3], "volatility": r[4], "source": r[5].strip(),
-                              "comment": r[6]}
-
-
-SHAPERS = {"schema": _schema, "table": _table, "column": _column, "constraint": _constraint,
-           "index": _index, "enum": _enum, "trigger": _trigger, "function": _function}
+    def function(self, rows):
+        return {f"{r[0]}.{r[1]}": {"returns": r[2], "language": r[3], "volatility": r[4], "source": r[5].strip(),
+                                   "comment": r[6]} for r in rows}
 
 
 def read_catalog(conn: psycopg.Connection, schemas: list[str]) -> dict[str, dict[str, dict]]:
-    """One query per kind, whatever the number of tables. Leaves no transaction open."""
+    """One query per kind, whatever the number of tables. Leaves no transaction open.
+
+    The queries go out together in pipeline mode, so the server works on the next
+    kind while Python shapes the rows of the previous one.
+    """
     catalog: dict[str, dict[str, dict]] = {}
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SET LOCAL search_path = pg_catalog")
-        for kind in KINDS:
-            cur.execute(QUERIES[kind], {"schemas": list(schemas)})
-            catalog[kind] = dict(sorted(SHAPERS[kind](row) for row in cur.fetchall()))
+    params = {"schemas": list(schemas)}
+    with conn.transaction():
+        conn.execute("SET LOCAL search_path = pg_catalog")
+        with conn.pipeline():
+            cursors = {kind: conn.cursor() for kind in KINDS}
+            for kind, cur in cursors.items():
+                cur.execute(QUERIES[kind], params)
+            reader = _Reader(conn.cursor())
+            for kind in KINDS:  # order matters: columns before constraints before indexes
+                catalog[kind] = getattr(reader, kind)(cursors[kind].fetchall())
     return catalog
 
 
 def schema_of(name: str) -> str:
     return name.split(".", 1)[0]
-
-
-def only_schemas(catalog: dict, schemas: list[str]) -> dict:
-    return {k: {n: a for n, a in objs.items() if schema_of(n) in schemas} for k, objs in catalog.items()}
