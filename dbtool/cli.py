@@ -5,13 +5,14 @@ Exit codes: 0 clean, 1 drift or a failed check, 2 usage error, 3 cannot connect 
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 
 from . import migrate as migrate_lib
-from .cli_common import EPILOG, database_options, say, target_for
-from .errors import EXIT_USAGE, DbtoolError
+from .cli_common import EPILOG, database_options, lock_options, say, target_for
+from .errors import EXIT_USAGE, DbtoolError, UsageError
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dbtool")
@@ -19,39 +20,83 @@ def cli():
     """Raw-SQL migrations and exact schema validation for PostgreSQL."""
 
 
-@cli.command(epilog="Example: dbtool migrate --module crm --dry-run\n\n" + EPILOG)
+@cli.command(epilog="""Examples:
+
+\b
+  dbtool migrate
+  dbtool migrate --module crm --dry-run
+  dbtool migrate --ddl-lock-timeout 30s --lock-timeout 300
+
+""" + EPILOG)
 @database_options
 @click.option("--dry-run", is_flag=True, help="List pending migrations and print their SQL; change nothing.")
-@click.option("--lock-timeout", type=float, default=migrate_lib.DEFAULT_LOCK_TIMEOUT, show_default=True,
-              help="Seconds to wait for another dbtool run holding the migration lock.")
-def migrate(database_url, modules, dry_run, lock_timeout):
+@lock_options
+def migrate(database_url, modules, dry_run, **timeouts):
     """Apply pending migrations (under a lock, each in one transaction)."""
     target = target_for(database_url)
-    out = migrate_lib.migrate(target, modules, say=say, lock_timeout=lock_timeout, dry_run=dry_run)
+    out = migrate_lib.migrate(target, modules, say=say, dry_run=dry_run, **timeouts)
     if not dry_run:
         say(f"{len(out.applied)} migration(s) applied in {out.seconds:.2f}s" if out.applied
             else f"nothing to apply ({out.seconds:.2f}s)")
 
 
-@cli.command(epilog="Example: dbtool status --module planning\n\n" + EPILOG)
+@cli.command(epilog="""Examples:
+
+\b
+  dbtool status
+  dbtool status --module planning --format json
+  dbtool status --exit-code || echo "migrations pending"
+
+With --exit-code: 1 when anything is pending. """ + EPILOG)
 @database_options
-def status(database_url, modules):
-    """Show applied and pending migrations per module (read-only)."""
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--exit-code", is_flag=True, help="Exit 1 when any migration is pending.")
+def status(database_url, modules, fmt, exit_code):
+    """Applied and pending migrations per module, and files changed since (read-only)."""
     target = target_for(database_url)
-    for s in migrate_lib.status(target, modules):
-        when = s.applied_at.strftime("%Y-%m-%d %H:%M:%S UTC") if s.applied_at else "pending"
-        click.echo(f"{s.module:10} {s.id:40} {when}")
+    states = migrate_lib.status(target, modules)
+    if fmt == "json":
+        click.echo(json.dumps({"format": "dbtool.status/1", "database": target.display(),
+                               "migrations": [s.as_dict() for s in states]}, indent=2))
+    else:
+        for s in states:
+            when = s.applied_at.strftime("%Y-%m-%d %H:%M:%S UTC") if s.applied_at else "pending"
+            changed = f"  changed since applied: {', '.join(s.changed_files)}" if s.changed_files else ""
+            click.echo(f"{s.module:10} {s.id:40} {when}{changed}")
+    return 1 if exit_code and any(s.applied_at is None for s in states) else 0
 
 
 @cli.command(epilog="Example: dbtool rollback --module infra --all\n\n" + EPILOG)
 @database_options
 @click.option("--all", "everything", is_flag=True, help="Roll back every applied migration, not only the latest.")
-@click.option("--lock-timeout", type=float, default=migrate_lib.DEFAULT_LOCK_TIMEOUT, show_default=True)
-def rollback(database_url, modules, everything, lock_timeout):
+@lock_options
+def rollback(database_url, modules, everything, **timeouts):
     """Roll back the latest migration of each module (or all with --all)."""
     target = target_for(database_url)
-    out = migrate_lib.rollback(target, modules, say=say, everything=everything, lock_timeout=lock_timeout)
+    out = migrate_lib.rollback(target, modules, say=say, everything=everything, **timeouts)
     say(f"{len(out.applied)} migration(s) rolled back" if out.applied else "nothing to roll back")
+
+
+@cli.command(epilog="""Example: dbtool reset --module planning
+
+Asks you to type the module name; without a terminal it refuses unless --yes.
+""" + EPILOG)
+@click.option("--database-url", metavar="URL", help="PostgreSQL URL (default: as for migrate).")
+@click.option("--module", "-m", "module", required=True, metavar="M", help="The module to drop.")
+@click.option("--yes", is_flag=True, help="Do not ask (for scripts).")
+@lock_options
+def reset(database_url, module, yes, **timeouts):
+    """Drop a module's schema and its migration records (asks first)."""
+    module = migrate_lib.check_modules([module])[0]
+    target = target_for(database_url)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("reset drops data: refusing without a terminal to confirm (use --yes)")
+        typed = click.prompt(f"This drops schema {module} and all its data in {target.display()}.\n"
+                             f"Type the module name to confirm", default="", show_default=False)
+        if typed != module:
+            raise UsageError("confirmation did not match: nothing was dropped")
+    migrate_lib.reset(target, module, say=say, **timeouts)
 
 
 @cli.command(epilog="""Examples:

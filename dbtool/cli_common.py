@@ -33,3 +33,15 @@ def target_for(database_url: str | None) -> config.Target:
     target = config.resolve(database_url)
     say(f"database: {target.display()} (from {target.source})")
     return target
+
+
+def lock_options(fn):
+    """Timeouts of commands that change the database."""
+    fn = click.option("--statement-timeout", default=migrate_lib.DEFAULT_STATEMENT_TIMEOUT, show_default=True,
+                      metavar="DURATION", help="Longest a migration statement may run (a file may override).")(fn)
+    fn = click.option("--ddl-lock-timeout", default=migrate_lib.DEFAULT_DDL_LOCK_TIMEOUT, show_default=True,
+                      metavar="DURATION",
+                      help="Longest a migration waits for a table lock (a file may override).")(fn)
+    fn = click.option("--lock-timeout", type=float, default=migrate_lib.DEFAULT_LOCK_TIMEOUT, show_default=True,
+                      metavar="SECONDS", help="Seconds to wait for another dbtool run holding the migration lock.")(fn)
+    return fn

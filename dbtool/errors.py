@@ -25,7 +25,17 @@ class ConnectError(DbtoolError):
     exit_code = EXIT_CONNECT
 
 
+class RefusedError(ConnectError):
+    """Connected, but the server refused what we need (privileges)."""
+
+
 class MigrationError(DbtoolError):
     """A migration failed; the database was left as it was."""
 
     exit_code = EXIT_FINDINGS
+
+    def __init__(self, message: str, *, sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        if sqlstate == "42501":  # insufficient_privilege: the server refused this role
+            self.exit_code = EXIT_CONNECT

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from typing import Callable
@@ -60,3 +61,50 @@ def migration_lock(target: Target, command: str, timeout: float, say: Callable[[
         yield conn
     finally:
         conn.close()  # closing the session releases the lock
+
+
+BLOCKERS_SQL = """
+SELECT DISTINCT b.pid, coalesce(nullif(b.application_name, ''), '?'), b.state,
+       left(regexp_replace(b.query, '\\s+', ' ', 'g'), 120)
+FROM pg_stat_activity w
+CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid)
+JOIN pg_stat_activity b ON b.pid = bp.pid
+WHERE w.application_name = %s AND w.pid <> pg_backend_pid() AND b.application_name <> %s
+"""
+
+
+class BlockerWatch(threading.Thread):
+    """Polls, on the lock's idle connection, who blocks our migration sessions.
+
+    When a statement then fails on lock_timeout the error can name the blocker: by
+    that time the wait is over and pg_blocking_pids() has nothing left to say.
+    """
+
+    def __init__(self, conn, app_name: str, interval: float = 0.1):
+        super().__init__(daemon=True)
+        self.conn, self.app_name, self.interval = conn, app_name, interval
+        self.blockers: list[tuple] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                rows = self.conn.execute(BLOCKERS_SQL, (self.app_name, self.app_name)).fetchall()
+            except Exception:  # the watch must never break a migration
+                return
+            if rows:
+                self.blockers = rows
+
+    def describe(self) -> str:
+        if not self.blockers:
+            return "blocked by another session (not seen in time)"
+        return "blocked by " + "; ".join(f"pid {pid} ({app}, {state}): {query}"
+                                         for pid, app, state, query in self.blockers)
+
+    def __enter__(self) -> "BlockerWatch":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self.join()

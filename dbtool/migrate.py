@@ -7,6 +7,7 @@ file checksums and one-line errors.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +20,11 @@ from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
 
 from .config import Target, first_line
-from .errors import MigrationError, UsageError
-from .lock import application_name, migration_lock
-from .migration_steps import ApplyFiles
-from .paths import MIGRATIONS_DIR, modules as all_modules
+from .errors import MigrationError, RefusedError, UsageError
+from .lock import BlockerWatch, application_name, migration_lock
+from .fingerprint import ALGORITHM, file_checksum
+from .migration_steps import TIMEOUT_VALUE, ApplyFiles
+from . import paths
 
 Say = Callable[[str], None]
 
@@ -45,16 +47,25 @@ class _Backend(PostgresqlPsycopgBackend):
 
 def open_backend(target: Target, command: str, *, ddl_lock_timeout: str = DEFAULT_DDL_LOCK_TIMEOUT,
                  statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT) -> _Backend:
+    for name, value in (("--ddl-lock-timeout", ddl_lock_timeout), ("--statement-timeout", statement_timeout)):
+        if not TIMEOUT_VALUE.match(str(value)):
+            raise UsageError(f"{name} {value!r}: give a duration such as 500ms, 10s, 5min, 1h")
     options = f"-c lock_timeout={ddl_lock_timeout} -c statement_timeout={statement_timeout}"
     cls = type("DbtoolBackend", (_Backend,), {
         "target": target, "app_name": application_name(command), "session_options": options})
-    backend = cls(parse_uri("postgresql+psycopg://"), "_yoyo_migration")
-    backend.init_database()
+    try:
+        backend = cls(parse_uri("postgresql+psycopg://"), "_yoyo_migration")
+        backend.init_database()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise RefusedError(f"the server refused this role: {first_line(exc)} "
+                           "(migrate needs CREATE on the database and on schema public)") from None
+    except psycopg.Error as exc:
+        raise MigrationError(f"cannot prepare yoyo's tables: {first_line(exc)}", sqlstate=exc.sqlstate) from None
     return backend
 
 
 def check_modules(requested: tuple[str, ...] | list[str] | None) -> list[str]:
-    known = all_modules()
+    known = paths.modules()
     if not requested:
         return known
     unknown = [m for m in requested if m not in known]
@@ -66,7 +77,7 @@ def check_modules(requested: tuple[str, ...] | list[str] | None) -> list[str]:
 def load(modules: list[str]):
     dirs = []
     for m in modules:
-        d = MIGRATIONS_DIR / m
+        d = paths.MIGRATIONS_DIR / m
         if not d.is_dir():
             raise UsageError(f"no migrations folder {d}")
         dirs.append(str(d))
@@ -98,6 +109,19 @@ class Outcome:
     seconds: float
 
 
+@contextmanager
+def _locked_backend(target: Target, command: str, lock_timeout: float, say: Say, **timeouts):
+    """Our advisory lock, then yoyo's backend and lock (a leftover yoyo row is provably stale)."""
+    with migration_lock(target, command, lock_timeout, say) as lock_conn:
+        backend = open_backend(target, command, **timeouts)
+        try:
+            _clear_stale_yoyo_lock(backend, say)
+            with backend.lock(), BlockerWatch(lock_conn, application_name(command)) as watch:
+                yield backend, watch
+        finally:
+            backend.connection.close()
+
+
 def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
             dry_run: bool = False, **timeouts) -> Outcome:
     migrations = load(modules)
@@ -105,18 +129,12 @@ def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float
         return _dry_run(target, migrations, say)
     started = time.monotonic()
     applied = []
-    with migration_lock(target, "migrate", lock_timeout, say):
-        backend = open_backend(target, "migrate", **timeouts)
-        try:
-            _clear_stale_yoyo_lock(backend, say)
-            with backend.lock():
-                for m in backend.to_apply(migrations):
-                    t0 = time.monotonic()
-                    _run(backend.apply_one, m)
-                    applied.append(m.id)
-                    say(f"applied {m.id} ({len(files_of(m))} files) in {time.monotonic() - t0:.2f}s")
-        finally:
-            backend.connection.close()
+    with _locked_backend(target, "migrate", lock_timeout, say, **timeouts) as (backend, watch):
+        for m in backend.to_apply(migrations):
+            t0 = time.monotonic()
+            _run(backend.apply_one, m, watch)
+            applied.append(m.id)
+            say(f"applied {m.id} ({len(files_of(m))} files) in {time.monotonic() - t0:.2f}s")
     return Outcome(applied, time.monotonic() - started)
 
 
@@ -125,21 +143,35 @@ def rollback(target: Target, modules: list[str], *, say: Say, everything: bool =
     migrations = load(modules)
     started = time.monotonic()
     done = []
-    with migration_lock(target, "rollback", lock_timeout, say):
-        backend = open_backend(target, "rollback", **timeouts)
-        try:
-            _clear_stale_yoyo_lock(backend, say)
-            with backend.lock():
-                todo = list(backend.to_rollback(migrations))
-                if not everything:
-                    todo = _latest_per_module(todo)
-                for m in todo:
-                    _run(backend.rollback_one, m)
-                    done.append(m.id)
-                    say(f"rolled back {m.id}")
-        finally:
-            backend.connection.close()
+    with _locked_backend(target, "rollback", lock_timeout, say, **timeouts) as (backend, watch):
+        todo = list(backend.to_rollback(migrations))
+        if not everything:
+            todo = _latest_per_module(todo)
+        for m in todo:
+            _run(backend.rollback_one, m, watch)
+            done.append(m.id)
+            say(f"rolled back {m.id}")
     return Outcome(done, time.monotonic() - started)
+
+
+def reset(target: Target, module: str, *, say: Say, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+          **timeouts) -> Outcome:
+    """Drop a module's schema and forget its migrations (yoyo's records and our checksums)."""
+    ids = [m.id for m in load([module])]
+    started = time.monotonic()
+    with _locked_backend(target, "reset", lock_timeout, say, **timeouts) as (backend, _watch):
+        with backend.transaction():
+            backend.execute(f"DROP SCHEMA IF EXISTS {backend.quote_identifier(module)} CASCADE")
+            for mid in ids:
+                backend.execute(f"DELETE FROM {backend.migration_table_quoted} WHERE migration_id = :id", {"id": mid})
+            backend.execute("DELETE FROM dbtool.applied_file WHERE module = :m"
+                            if _has_bookkeeping(backend) else "SELECT :m", {"m": module})
+    say(f"reset {module}: schema dropped, {len(ids)} migration record(s) forgotten")
+    return Outcome(ids, time.monotonic() - started)
+
+
+def _has_bookkeeping(backend) -> bool:
+    return backend.execute("SELECT to_regclass('dbtool.applied_file') IS NOT NULL").fetchone()[0]
 
 
 def _latest_per_module(todo: list) -> list:
@@ -151,13 +183,16 @@ def _latest_per_module(todo: list) -> list:
     return out
 
 
-def _run(fn, migration) -> None:
+def _run(fn, migration, watch: BlockerWatch) -> None:
     try:
         fn(migration)
-    except MigrationError:
+    except MigrationError as exc:
+        if exc.sqlstate in ("55P03", "57014"):  # lock_timeout / statement_timeout: say who was in the way
+            raise MigrationError(f"{exc}; {watch.describe()}", sqlstate=exc.sqlstate) from None
         raise
     except psycopg.Error as exc:
-        raise MigrationError(f"migration {migration.id} failed: {first_line(exc)}; nothing was applied") from None
+        raise MigrationError(f"migration {migration.id} failed: {first_line(exc)}; nothing was applied",
+                             sqlstate=exc.sqlstate) from None
 
 
 def _clear_stale_yoyo_lock(backend, say: Say) -> None:
@@ -173,16 +208,30 @@ class MigrationState:
     id: str
     module: str
     applied_at: datetime | None
+    changed_files: list[str]
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "module": self.module, "pending": self.applied_at is None,
+                "applied_at": self.applied_at.isoformat() + "Z" if self.applied_at else None,
+                "changed_files": self.changed_files}
 
 
 def status(target: Target, modules: list[str]) -> list[MigrationState]:
     """Read-only: reads yoyo's table directly rather than letting yoyo create its tables."""
     migrations = load(modules)
     with target.connect(application_name=application_name("status")) as conn:
-        applied = {}
+        applied, recorded = {}, []
         if conn.execute("SELECT to_regclass('_yoyo_migration')").fetchone()[0]:
             applied = dict(conn.execute("SELECT migration_id, applied_at_utc FROM _yoyo_migration").fetchall())
-    return [MigrationState(m.id, module_of(m), applied.get(m.id)) for m in migrations]
+        if conn.execute("SELECT to_regclass('dbtool.applied_file')").fetchone()[0]:
+            recorded = conn.execute("SELECT migration_id, file, checksum, algorithm FROM dbtool.applied_file"
+                                    ).fetchall()
+    changed: dict[str, list[str]] = {}
+    for mid, file, digest, algorithm in recorded:
+        path = paths.SQL_DIR / file
+        if algorithm == ALGORITHM and (not path.exists() or file_checksum(path) != digest):
+            changed.setdefault(mid, []).append(f"sql/{file}")
+    return [MigrationState(m.id, module_of(m), applied.get(m.id), changed.get(m.id, [])) for m in migrations]
 
 
 def _dry_run(target: Target, migrations, say: Say) -> Outcome:
@@ -192,7 +241,7 @@ def _dry_run(target: Target, migrations, say: Say) -> Outcome:
         m = by_id[s.id]
         say(f"-- pending: {m.id}")
         for path in files_of(m):
-            print(f"-- file: {path.relative_to(MIGRATIONS_DIR.parent)}")
+            print(f"-- file: {path.relative_to(paths.ROOT)}")
             print(path.read_text(encoding="utf-8-sig"))
     if not pending:
         say("nothing to apply")

@@ -7,15 +7,17 @@ transaction, and records each file's checksum in the same transaction.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import sqlparse
+from psycopg import sql
 
 from .errors import MigrationError
 from .fingerprint import ALGORITHM, BOOKKEEPING_DDL, checksum
-from .paths import SQL_DIR
+from . import paths as where
 
 RECORD_SQL = """
 INSERT INTO dbtool.applied_file (migration_id, module, file, checksum, algorithm)
@@ -76,9 +78,59 @@ def describe_error(path: Path, stmt: Statement, exc: psycopg.Error, migration_id
 
 def _rel(path: Path) -> str:
     try:
-        return str(path.relative_to(SQL_DIR.parent))
+        return str(path.relative_to(where.SQL_DIR.parent))
     except ValueError:
         return str(path)
+
+
+DIRECTIVE = re.compile(r"^--\s*(transactional|lock_timeout|statement_timeout)\s*:\s*(\S+)\s*$", re.I)
+TIMEOUT_VALUE = re.compile(r"^\d+\s*(ms|s|min|h|d)?$")
+CONCURRENT_INDEX = re.compile(
+    r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)\s+ON\s+(?:ONLY\s+)?(\w+)\.",
+    re.I)
+
+
+@dataclass
+class SqlFile:
+    path: Path
+    data: bytes
+    statements: list[Statement]
+    directives: dict[str, str]
+
+    @property
+    def transactional(self) -> bool:
+        return self.directives.get("transactional", "true").lower() != "false"
+
+
+def read_directives(text: str) -> dict[str, str]:
+    """yoyo-style directives in the leading comment block (`-- lock_timeout: 30s`)."""
+    found = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if not line.lstrip().startswith("--"):
+            break
+        if m := DIRECTIVE.match(line.strip()):
+            found[m.group(1).lower()] = m.group(2)
+    return found
+
+
+def load_file(path: Path, migration_id: str) -> SqlFile:
+    data, text = read_sql(path, migration_id)
+    stmts = split_statements(text)
+    directives = read_directives(text)
+    where_ = f"{_rel(path)}"
+    if stmts and not stmts[-1].text.rstrip().endswith(";"):
+        last_line = stmts[-1].line + stmts[-1].text.count("\n")
+        raise MigrationError(f"{where_}:{last_line}: the file ends inside a statement (no closing ';'; "
+                             f"truncated?) (migration {migration_id}; nothing was applied)")
+    for key in ("lock_timeout", "statement_timeout"):
+        if key in directives and not TIMEOUT_VALUE.match(directives[key]):
+            raise MigrationError(f"{where_}: bad {key} directive {directives[key]!r} (e.g. 30s, 5min)")
+    if directives.get("transactional", "true").lower() == "false" and len(stmts) != 1:
+        raise MigrationError(f"{where_}: a '-- transactional: false' file holds exactly one statement, "
+                             f"found {len(stmts)} (migration {migration_id})")
+    return SqlFile(path, data, stmts, directives)
 
 
 class ApplyFiles:
@@ -88,26 +140,59 @@ class ApplyFiles:
         mpath = Path(migration_file)
         self.migration_id = mpath.stem
         self.module = mpath.parent.name
-        self.paths = [SQL_DIR / self.module / name for name in files]
+        self.files = files
 
-    def statements(self):
-        """(path, raw bytes, statements) for each file, reading and splitting before any SQL runs."""
-        for path in self.paths:
-            data, text = read_sql(path, self.migration_id)
-            yield path, data, split_statements(text)
+    @property
+    def paths(self) -> list[Path]:
+        # Resolved at use, so a test (or DBTOOL_ROOT) can point sql/ elsewhere.
+        return [where.SQL_DIR / self.module / name for name in self.files]
+
+    def load(self) -> list[SqlFile]:
+        """Read, split and check every file before any SQL runs."""
+        return [load_file(path, self.migration_id) for path in self.paths]
 
     def __call__(self, conn: psycopg.Connection) -> None:
-        files = list(self.statements())  # a missing file fails before anything runs
+        files = self.load()
+        in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         with conn.cursor() as cur:
             cur.execute(BOOKKEEPING_DDL)
-            for path, data, stmts in files:
-                for stmt in stmts:
-                    try:
-                        cur.execute(stmt.text)
-                    except psycopg.Error as exc:
-                        raise MigrationError(describe_error(path, stmt, exc, self.migration_id)) from None
-                rel = str(path.relative_to(SQL_DIR))
-                cur.execute(RECORD_SQL, (self.migration_id, self.module, rel, checksum(data), ALGORITHM))
+            for f in files:
+                if not f.transactional and in_transaction:
+                    raise MigrationError(f"{_rel(f.path)} is marked '-- transactional: false': its migration "
+                                         f"{self.migration_id} must set __transactional__ = False")
+                self._run_file(cur, f, in_transaction)
+                rel = str(f.path.relative_to(where.SQL_DIR))
+                cur.execute(RECORD_SQL, (self.migration_id, self.module, rel, checksum(f.data), ALGORITHM))
+
+    def _run_file(self, cur, f: SqlFile, in_transaction: bool) -> None:
+        scope = "LOCAL " if in_transaction else ""
+        settings = {k: f.directives[k] for k in ("lock_timeout", "statement_timeout") if k in f.directives}
+        if not f.transactional:
+            settings.setdefault("lock_timeout", "0")  # a concurrent build waits for old transactions by design
+        for key, value in settings.items():
+            cur.execute(sql.SQL("SET {} {} = {}").format(sql.SQL(scope), sql.Identifier(key), sql.Literal(value)))
+        for stmt in f.statements:
+            if not f.transactional:
+                self._drop_invalid_index(cur, stmt)
+            try:
+                cur.execute(stmt.text)
+            except psycopg.Error as exc:
+                raise MigrationError(describe_error(f.path, stmt, exc, self.migration_id),
+                                     sqlstate=exc.sqlstate) from None
+        for key in settings:
+            cur.execute(sql.SQL("SET {} {} TO DEFAULT").format(sql.SQL(scope), sql.Identifier(key)))
+
+    @staticmethod
+    def _drop_invalid_index(cur, stmt: Statement) -> None:
+        """A failed CREATE INDEX CONCURRENTLY leaves an INVALID index that IF NOT EXISTS would keep."""
+        m = CONCURRENT_INDEX.match(stmt.text)
+        if not m:
+            return
+        name = sql.Identifier(m.group(2), m.group(1))
+        row = cur.execute("SELECT x.indisvalid FROM pg_index x WHERE x.indexrelid = to_regclass(%s)",
+                          (f"{m.group(2)}.{m.group(1)}",)).fetchone()
+        if row and not row[0]:
+            cur.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(name))
 
 
 class Rollback:

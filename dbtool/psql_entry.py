@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .paths import SQL_DIR, module_sql_files
+from . import paths
 
 
 def entry_path(module: str) -> Path:
-    return SQL_DIR / f"{module}.psql"
+    return paths.SQL_DIR / f"{module}.psql"
 
 
 def render(module: str) -> str:
@@ -22,7 +22,7 @@ def render(module: str) -> str:
         f"--   psql -X -1 -v ON_ERROR_STOP=1 -f sql/{module}.psql \"$DATABASE_URL\"",
         "-- Every file is idempotent: running this twice changes nothing.",
     ]
-    lines += [f"\\ir {module}/{p.name}" for p in module_sql_files(module)]
+    lines += [f"\\ir {module}/{p.name}" for p in paths.module_sql_files(module)]
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 
 from ..fingerprint import ALGORITHM, file_checksum
-from ..paths import SQL_DIR
+from .. import paths
 from .diff import ERROR, INFO, WARNING, Finding
 
 APPLIED_SQL = """
@@ -33,7 +33,7 @@ def check_applied(conn: psycopg.Connection, modules: list[str], migration_ids: d
     applied_ids: dict[str, str] = {}
     for mid, module, file, recorded, algorithm, _when in rows:
         applied_ids[mid] = module
-        path = SQL_DIR / file
+        path = paths.SQL_DIR / file
         name = f"sql/{file}"
         if not path.exists():
             findings.append(Finding(ERROR, "file", name, "file_missing", detail=f"applied by {mid}"))
