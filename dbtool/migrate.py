@@ -6,6 +6,7 @@ file checksums and one-line errors.
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +44,30 @@ class _Backend(PostgresqlPsycopgBackend):
     def connect(self, dburi):
         extra = {"options": self.session_options} if self.session_options else {}
         return self.target.connect(application_name=self.app_name, autocommit=True, **extra)
+
+
+# yoyo logs failures (with tracebacks) itself; we report them in one line instead.
+logging.getLogger("yoyo").addHandler(logging.NullHandler())
+logging.getLogger("yoyo").propagate = False
+
+PREFLIGHT_SQL = """
+SELECT current_user, to_regclass('_yoyo_migration') IS NOT NULL,
+       has_schema_privilege(current_schema(), 'CREATE'), has_database_privilege(current_database(), 'CREATE')
+"""
+
+
+def preflight(target: Target, modules: list[str]) -> None:
+    """Say plainly when this role cannot create what migrate needs (rather than fail halfway)."""
+    with target.connect(application_name=application_name("migrate")) as conn:
+        user, has_yoyo, schema_create, db_create = conn.execute(PREFLIGHT_SQL).fetchone()
+        missing_schemas = conn.execute("SELECT count(*) FROM unnest(%s::text[]) s WHERE to_regnamespace(s) IS NULL",
+                                       (modules + ["dbtool"],)).fetchone()[0]
+    if not has_yoyo and not schema_create:
+        raise RefusedError(f"the server refused this role: permission denied for {user} to create yoyo's tables "
+                           "(needs CREATE on schema public)")
+    if missing_schemas and not db_create:
+        raise RefusedError(f"the server refused this role: permission denied for {user} to create schemas "
+                           "(needs CREATE on the database)")
 
 
 def open_backend(target: Target, command: str, *, ddl_lock_timeout: str = DEFAULT_DDL_LOCK_TIMEOUT,
@@ -127,6 +152,7 @@ def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float
     migrations = load(modules)
     if dry_run:
         return _dry_run(target, migrations, say)
+    preflight(target, modules)
     started = time.monotonic()
     applied = []
     with _locked_backend(target, "migrate", lock_timeout, say, **timeouts) as (backend, watch):

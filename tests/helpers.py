@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 
@@ -17,12 +19,43 @@ def conn_url(conn: psycopg.Connection) -> str:
     return f"postgresql://{info.user}@/{info.dbname}?host={info.host}&port={info.port}"
 
 
+def dbtool_env(env: dict | None = None) -> dict:
+    """The environment of a CLI run: no ambient database settings, plus `env`."""
+    full = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    full.update(env or {})
+    return full
+
+
 def run_dbtool(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 120):
     """Run the real CLI in a subprocess (exit codes, stderr, no traceback)."""
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",) and not k.startswith("PG")}
-    full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "dbtool", *args], capture_output=True, text=True,
-                          env=full_env, input=input, timeout=timeout, cwd=ROOT)
+                          env=dbtool_env(env), input=input, timeout=timeout, cwd=ROOT)
+
+
+def start_dbtool(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """Start the real CLI without waiting (concurrency and kill tests)."""
+    return subprocess.Popen([sys.executable, "-m", "dbtool", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dbtool_env(env), cwd=ROOT)
+
+
+def copy_project(dest: Path) -> Path:
+    """A copy of sql/ and migrations/ that a test may change (point DBTOOL_ROOT at it)."""
+    for part in ("sql", "migrations"):
+        shutil.copytree(ROOT / part, dest / part)
+    return dest
+
+
+def add_migration(root: Path, module: str, mid: str, files: dict[str, str], *, rollback: str = "SELECT 1",
+                  transactional: bool = True) -> None:
+    """Write sql/<module>/<files> and a migration <mid> (after the module's first) applying them."""
+    for name, text in files.items():
+        (root / "sql" / module / name).write_text(text)
+    names = ", ".join(repr(n) for n in files)
+    (root / "migrations" / module / f"{mid}.py").write_text(
+        "from yoyo import step\nfrom dbtool.migration_steps import apply_files, rollback_sql\n"
+        f"__depends__ = {{'{module}_0001_initial'}}\n"
+        f"__transactional__ = {transactional}\n"
+        f"step(apply_files(__file__, {names}), rollback_sql(__file__, {rollback!r}))\n")
 
 
 def catalog_of(url: str, schemas: list[str]) -> dict:

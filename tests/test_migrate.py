@@ -3,7 +3,6 @@ rollback removes what it created; a failing migration leaves nothing behind."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import psycopg
@@ -12,7 +11,7 @@ import pytest
 from dbtool import migrate as migrate_lib
 from dbtool.paths import ROOT, SQL_DIR, module_sql_files, modules
 from dbtool.psql_entry import entry_path, render
-from helpers import catalog_of, run_dbtool
+from helpers import add_migration, catalog_of, copy_project, run_dbtool
 
 # The tables each specification names (../shared/seeds): the contract with the applications.
 SPEC_TABLES = {
@@ -113,20 +112,7 @@ def test_rollback_without_all_undoes_the_latest_migration_of_the_module(db_url):
 
 @pytest.fixture
 def project_copy(tmp_path):
-    """A copy of sql/ and migrations/ that a test may break (DBTOOL_ROOT points at it)."""
-    for part in ("sql", "migrations"):
-        shutil.copytree(ROOT / part, tmp_path / part)
-    return tmp_path
-
-
-def add_migration(root, module: str, mid: str, files: dict[str, str]) -> None:
-    for name, text in files.items():
-        (root / "sql" / module / name).write_text(text)
-    names = ", ".join(repr(n) for n in files)
-    (root / "migrations" / module / f"{mid}.py").write_text(
-        "from yoyo import step\nfrom dbtool.migration_steps import apply_files, rollback_sql\n"
-        f"__depends__ = {{'{module}_0001_initial'}}\n"
-        f"step(apply_files(__file__, {names}), rollback_sql(__file__, 'SELECT 1'))\n")
+    return copy_project(tmp_path)
 
 
 def test_migration_failing_halfway_leaves_the_database_as_it_was(db_url, project_copy):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from xml.etree import ElementTree as ET
 
 import psycopg
@@ -12,7 +11,7 @@ import pytest
 from dbtool.catalog import expected as expected_lib
 from dbtool.config import Target
 from dbtool.paths import ROOT, modules
-from helpers import run_dbtool
+from helpers import copy_project, run_dbtool
 
 
 def validate(url: str, *args: str, env: dict | None = None):
@@ -131,8 +130,7 @@ def test_extra_objects_are_warnings_and_errors_when_strict(db_url, ddl, obj):
 
 
 def test_edited_applied_migration_file_is_an_error(db_url, tmp_path):
-    for part in ("sql", "migrations"):
-        shutil.copytree(ROOT / part, tmp_path / part)
+    copy_project(tmp_path)
     edited = tmp_path / "sql" / "crm" / "040_product.sql"
     edited.write_text(edited.read_text() + "\n-- a later edit\n")
     rc, report, _ = validate(db_url, env={"DBTOOL_ROOT": str(tmp_path)})
@@ -141,8 +139,7 @@ def test_edited_applied_migration_file_is_an_error(db_url, tmp_path):
 
 
 def test_line_endings_and_bom_do_not_count_as_edits(db_url, tmp_path):
-    for part in ("sql", "migrations"):
-        shutil.copytree(ROOT / part, tmp_path / part)
+    copy_project(tmp_path)
     f = tmp_path / "sql" / "crm" / "040_product.sql"
     f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes().replace(b"\n", b"\r\n"))
     rc, report, _ = validate(db_url, env={"DBTOOL_ROOT": str(tmp_path)})
@@ -150,8 +147,7 @@ def test_line_endings_and_bom_do_not_count_as_edits(db_url, tmp_path):
 
 
 def test_applied_migration_missing_from_disk_is_an_error(db_url, tmp_path):
-    for part in ("sql", "migrations"):
-        shutil.copytree(ROOT / part, tmp_path / part)
+    copy_project(tmp_path)
     (tmp_path / "migrations" / "infra" / "infra_0001_initial.py").unlink()
     (tmp_path / "migrations" / "infra" / "infra_0001_renamed.py").write_text(
         (ROOT / "migrations" / "infra" / "infra_0001_initial.py").read_text())
