@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -116,13 +117,16 @@ with --strict); files edited after they were applied are errors.
 @click.option("--from-sql", is_flag=True,
               help="Build the expectation from sql/ now, on a scratch database of the same server (needs CREATEDB).")
 @click.option("--verbose", "-v", is_flag=True, help="Also show informational findings (column order, comments).")
-def validate(database_url, modules, strict, fmt, from_sql, verbose):
+@click.option("--duckdb", "duckdb_path", type=click.Path(dir_okay=False, path_type=Path), envvar="DBTOOL_DUCKDB_PATH",
+              help="Also check this DuckDB analytics file against sql/duckdb/ (default: $DBTOOL_DUCKDB_PATH).")
+def validate(database_url, modules, strict, fmt, from_sql, verbose, duckdb_path):
     """Compare the live catalog with what sql/ describes; report every difference."""
     from .catalog import render, validate as validate_lib
 
     target = target_for(database_url)
     ids = {m: [mig.id for mig in migrate_lib.load([m])] for m in modules}
-    report = validate_lib.validate(target, modules, strict=strict, from_sql=from_sql, migration_ids=ids)
+    report = validate_lib.validate(target, modules, strict=strict, from_sql=from_sql, migration_ids=ids,
+                                   duckdb_path=duckdb_path)
     if fmt == "json":
         click.echo(render.as_json(report), nl=False)
     elif fmt == "junit":
@@ -171,6 +175,10 @@ def devdb_down():
 
 # Commands defined in their own modules register here.
 # (keep this list short: one import and one add_command per module)
+from .analytics.cli import analytics  # noqa: E402
+cli.add_command(analytics)
+from .docs_cli import backup, docs, restore, wait  # noqa: E402
+for _cmd in (wait, backup, restore, docs): cli.add_command(_cmd)  # noqa: E701
 
 
 def main() -> None:

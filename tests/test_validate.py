@@ -244,3 +244,23 @@ def test_committed_snapshot_is_current(module, pg_cluster):
     built = expected_lib.build(server, [module])[module]
     committed = expected_lib.snapshot_path(module).read_text(encoding="utf-8")
     assert expected_lib.dumps(module, built) == committed, "sql/ changed: run `make snapshot` and review the diff"
+
+
+def test_duckdb_file_is_validated_in_the_same_report(db_url, tmp_path):
+    import duckdb
+
+    from dbtool.analytics.db import init
+
+    path = tmp_path / "a.duckdb"
+    init(path)
+    rc, report, out = validate(db_url, "--duckdb", str(path))
+    assert rc == 0, out.stdout
+    assert "duckdb" in report["modules"]
+    with duckdb.connect(str(path)) as duck:
+        table = duck.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal AND table_name "
+                             "NOT LIKE '%state%' AND table_name NOT LIKE '%version%' ORDER BY 1 LIMIT 1").fetchone()[0]
+        duck.execute(f"DROP TABLE {table}")
+    rc, report, _ = validate(db_url, "--duckdb", str(path))
+    assert rc == 1
+    assert ("table", f"duckdb.{table}", "missing") in {(f["kind"], f["object"], f["problem"])
+                                                       for f in report["findings"]}

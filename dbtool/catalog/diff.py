@@ -114,8 +114,8 @@ def _differences(kind: str, name: str, e: dict, g: dict, table: str | None) -> l
 
 
 def _unhealthy(kind: str, attrs: dict) -> bool:
-    return (kind == "index" and not (attrs["valid"] and attrs["ready"])) or (
-        kind == "constraint" and not attrs["validated"])
+    return (kind == "index" and not (attrs.get("valid", True) and attrs.get("ready", True))) or (
+        kind == "constraint" and not attrs.get("validated", True))
 
 
 def _health(kind: str, name: str, attrs: dict, table: str | None) -> list[Finding]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from ..config import Target
@@ -51,7 +52,7 @@ def expected_catalog(modules: list[str], *, from_sql_server: Target | None = Non
 
 
 def validate(target: Target, modules: list[str], *, strict: bool = False, from_sql: bool = False,
-             migration_ids: dict[str, list[str]] | None = None) -> Report:
+             migration_ids: dict[str, list[str]] | None = None, duckdb_path: Path | None = None) -> Report:
     started = time.monotonic()
     expected = expected_catalog(modules, from_sql_server=target if from_sql else None)
     with target.connect(application_name=application_name("validate")) as conn:
@@ -59,5 +60,20 @@ def validate(target: Target, modules: list[str], *, strict: bool = False, from_s
         live = read_catalog(conn, modules)
         applied = check_applied(conn, modules, migration_ids or {}) if migration_ids is not None else []
     findings = diff(expected, live, strict=strict) + applied
-    return Report(target.display(), modules, strict, findings, checked_objects(expected, live),
-                  time.monotonic() - started)
+    checked = checked_objects(expected, live)
+    if duckdb_path is not None:
+        duck_expected, duck_live = duckdb_catalogs(duckdb_path)
+        findings += diff(duck_expected, duck_live, strict=strict)
+        checked += checked_objects(duck_expected, duck_live)
+        modules = [*modules, "duckdb"]
+    return Report(target.display(), modules, strict, findings, checked, time.monotonic() - started)
+
+
+def duckdb_catalogs(path: Path) -> tuple[dict, dict]:
+    """The DuckDB file against sql/duckdb/ (applied to an in-memory DuckDB: no server needed)."""
+    from ..analytics import catalog as duck_catalog
+    from ..analytics.db import connect
+
+    with connect(path, read_only=True) as duck:
+        live = duck_catalog.read_duckdb_catalog(duck)
+    return duck_catalog.expected_duckdb_catalog(), live

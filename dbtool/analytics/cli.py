@@ -1,0 +1,115 @@
+"""`dbtool analytics ...`: the DuckDB side, each command a few lines over the library."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from ..cli_common import EPILOG, say, target_for
+from ..errors import UsageError
+from . import db
+
+PATH_HELP = f"DuckDB file; default ${db.PATH_ENV}, then var/analytics.duckdb."
+path_option = click.option("--path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                           help=PATH_HELP)
+format_option = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+                             show_default=True)
+
+
+@click.group(epilog=EPILOG)
+def analytics():
+    """DuckDB analytics of the chatbot: schema, sync from PostgreSQL, search, summaries."""
+
+
+@analytics.command(epilog="Example: dbtool analytics init --path /tmp/a.duckdb\n\n" + EPILOG)
+@path_option
+def init(path):
+    """Create or update the DuckDB file from sql/duckdb/ (idempotent; each file all or nothing)."""
+    target, applied = db.init(path)
+    say(f"duckdb: {target}: {len(applied.files)} file(s) applied, {applied.new_objects} new table(s)/index(es)")
+
+
+@analytics.command(epilog="Example: dbtool analytics sync --database-url postgresql://app@db/chatbot\n\n" + EPILOG)
+@click.option("--database-url", metavar="URL",
+              help="PostgreSQL URL; default DATABASE_URL, then PG* variables, then the local dev cluster.")
+@path_option
+@click.option("--overlap-minutes", type=float, default=10, show_default=True,
+              help="Re-read sessions updated this long before the last watermark (late commits).")
+@click.option("--wait", type=float, default=30, show_default=True,
+              help="Seconds to wait for writers open at the snapshot before giving up.")
+def sync(database_url, path, overlap_minutes, wait):
+    """Copy new chatbot messages and changed sessions from PostgreSQL (incremental, all or nothing)."""
+    from .sync import sync as sync_lib
+
+    target = target_for(database_url)
+    with target.connect(application_name="dbtool analytics sync") as pg, db.connect(path) as duck:
+        db.apply_schema(duck)  # a first sync needs no separate init
+        out = sync_lib(pg, duck, overlap=timedelta(minutes=overlap_minutes), wait=wait)
+    say(f"{out.messages} message(s) and {out.sessions} session(s) copied up to message id "
+        f"{out.last_message_id} in {out.seconds:.2f}s")
+
+
+@analytics.command(epilog="Example: dbtool analytics search --like 42 -k 5 --format json\n\n" + EPILOG)
+@path_option
+@click.option("--vector", metavar="JSON", help="Query vector as a JSON list of floats, or @FILE holding one.")
+@click.option("--like", "like_id", type=int, metavar="ID", help="Use the stored embedding of this message id.")
+@click.option("-k", type=click.IntRange(1, 10_000), default=10, show_default=True, help="How many results.")
+@click.option("--phone", metavar="E164", help="Only this user's messages.")
+@format_option
+def search(path, vector, like_id, k, phone, fmt):
+    """Exact top-k messages by cosine similarity of their embeddings."""
+    from .embeddings import search_similar
+
+    if (vector is None) == (like_id is None):
+        raise UsageError("give exactly one of --vector or --like")
+    with db.connect(path, read_only=True) as duck:
+        query = _vector(vector) if vector is not None else _stored(duck, like_id)
+        hits = search_similar(duck, query, k=k, phone_number=phone)
+    if fmt == "json":
+        click.echo(json.dumps([asdict(h) for h in hits], indent=1))
+    else:
+        for h in hits:
+            click.echo(f"{h.score:8.4f}  {h.id:>10}  {h.phone_number:16} {h.session_id:20} {_short(h.content)}")
+
+
+@analytics.command(epilog="Example: dbtool analytics summary --format json\n\n" + EPILOG)
+@path_option
+@format_option
+def summary(path, fmt):
+    """Messages per intent, sentiments, response-time percentiles, daily volume, qualification funnel."""
+    from .summaries import render_json, render_text, summary as summary_lib
+
+    with db.connect(path, read_only=True) as duck:
+        data = summary_lib(duck)
+    click.echo(render_json(data) if fmt == "json" else render_text(data))
+
+
+def _vector(text: str) -> list[float]:
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read {text[1:]}: {exc.strerror}") from None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--vector is not JSON: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
+        raise UsageError("--vector must be a JSON list of numbers")
+    return values
+
+
+def _stored(duck, message_id: int) -> list[float]:
+    row = duck.execute("SELECT embedding::FLOAT[] FROM message_embeddings WHERE id = ?", [message_id]).fetchall()
+    if not row:
+        raise UsageError(f"no embedding for message id {message_id}")
+    return row[0][0]
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"

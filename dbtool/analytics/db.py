@@ -1,0 +1,117 @@
+"""Where the DuckDB file is, opening it, and applying sql/duckdb/ to it atomically, file by file.
+
+DuckDB runs a multi-statement string statement by statement and keeps what succeeded, so each file is
+run inside BEGIN ... COMMIT and rolled back on the first error: a file that fails halfway leaves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from ..errors import DbtoolError, UsageError
+from ..paths import SQL_DIR, VAR_DIR
+
+DUCKDB_SQL_DIR = SQL_DIR / "duckdb"
+DEFAULT_FILE = VAR_DIR / "analytics.duckdb"
+PATH_ENV = "DBTOOL_DUCKDB_PATH"
+
+_LINE = re.compile(r"^LINE (\d+):", re.M)
+
+
+class AnalyticsError(DbtoolError):
+    """A DuckDB file could not be opened, or a DuckDB statement failed (exit 1)."""
+
+
+def default_path() -> Path:
+    """--path wins; then DBTOOL_DUCKDB_PATH; then var/analytics.duckdb."""
+    return Path(os.environ.get(PATH_ENV) or DEFAULT_FILE)
+
+
+def connect(path: str | Path | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    target = Path(path) if path else default_path()
+    if read_only and not target.exists():
+        raise UsageError(f"no DuckDB file at {target}; run `dbtool analytics init` first")
+    if not read_only:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(target), read_only=read_only)
+    except duckdb.Error as exc:
+        raise AnalyticsError(f"cannot open DuckDB file {target}: {first_line(exc)}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else exc.__class__.__name__
+
+
+def sql_files(sql_dir: Path = DUCKDB_SQL_DIR) -> list[Path]:
+    return sorted(Path(sql_dir).glob("[0-9][0-9][0-9]_*.sql"))
+
+
+@dataclass(frozen=True)
+class Applied:
+    files: list[str]
+    new_objects: int  # tables and indexes that did not exist before: 0 on a re-run
+
+
+def apply_schema(conn: duckdb.DuckDBPyConnection, *, sql_dir: Path = DUCKDB_SQL_DIR) -> Applied:
+    """Run every NNN_*.sql file of sql_dir in order, each in its own transaction."""
+    files = sql_files(sql_dir)
+    if not files:
+        raise UsageError(f"no NNN_*.sql files in {sql_dir}")
+    before = _object_count(conn)
+    for path in files:
+        apply_file(conn, path)
+    return Applied([p.name for p in files], _object_count(conn) - before)
+
+
+def apply_file(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    try:
+        statements = conn.extract_statements(text)
+    except duckdb.Error as exc:  # a parse error: DuckDB's LINE is already the file's line
+        raise AnalyticsError(f"{path.name}{_line_suffix(exc, 1)}: {first_line(exc)}") from None
+    conn.execute("BEGIN")
+    pos, line = 0, 1
+    try:
+        for stmt in statements:
+            at = text.find(stmt.query, pos)
+            if at >= 0:  # the line where this statement starts, for the error message
+                line += text.count("\n", pos, at)
+                pos = at
+            start = line + _leading_blank_lines(stmt.query)
+            try:
+                conn.execute(stmt.query)
+            except duckdb.Error as exc:
+                raise AnalyticsError(f"{path.name}{_line_suffix(exc, start)}: {first_line(exc)}") from None
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _leading_blank_lines(query: str) -> int:
+    return len(query) - len(query.lstrip("\n")) if query.strip() else 0
+
+
+def _line_suffix(exc: BaseException, start: int) -> str:
+    m = _LINE.search(str(exc))
+    return f", line {start + int(m.group(1)) - 1}" if m else f", statement at line {start}"
+
+
+def _object_count(conn: duckdb.DuckDBPyConnection) -> int:
+    return conn.execute(
+        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE NOT internal AND NOT temporary)"
+        " + (SELECT count(*) FROM duckdb_indexes())").fetchall()[0][0]
+
+
+def init(path: str | Path | None = None, *, sql_dir: Path = DUCKDB_SQL_DIR) -> tuple[Path, Applied]:
+    """Create (or bring up to date) the DuckDB file at path; idempotent."""
+    target = Path(path) if path else default_path()
+    with connect(target) as conn:
+        return target, apply_schema(conn, sql_dir=sql_dir)

@@ -1,0 +1,28 @@
+"""Erasure of one user's rows from DuckDB (LGPD), called next to the chatbot user erasure in PostgreSQL."""
+
+from __future__ import annotations
+
+import duckdb
+
+from .embeddings import bump_version
+
+TABLES = ("message_history", "conversation_context", "message_embeddings")
+
+
+def erase_phone(duck_conn: duckdb.DuckDBPyConnection, phone_number: str) -> dict[str, int]:
+    """Delete every row of phone_number from the three tables in one transaction; rows deleted per table.
+
+    Erase in PostgreSQL first (or in the same maintenance window): a sync that runs in between would copy
+    the user's rows back from PostgreSQL.
+    """
+    duck_conn.execute("BEGIN")
+    try:
+        counts = {t: duck_conn.execute(f"DELETE FROM {t} WHERE phone_number = ?", [phone_number]).fetchall()[0][0]
+                  for t in TABLES}  # table names are our constants
+        if counts["message_embeddings"]:
+            bump_version(duck_conn)  # in-memory search matrices must drop the user's vectors
+        duck_conn.execute("COMMIT")
+    except BaseException:
+        duck_conn.execute("ROLLBACK")
+        raise
+    return counts
