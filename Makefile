@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell id -u)
 DBTOOL := $(BIN)/dbtool
 
-.PHONY: venv migrate validate status test bench seed snapshot docs lint db-up db-down backup restore clean
+.PHONY: venv migrate validate status test bench seed stats snapshot docs lint db-up db-down backup restore clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,12 @@ validate: $(STAMP)
 
 snapshot: $(STAMP)
 	$(DBTOOL) snapshot
+
+seed: $(STAMP)
+	$(DBTOOL) seed
+
+stats: $(STAMP)
+	$(DBTOOL) stats
 
 status: $(STAMP)
 	$(DBTOOL) status
@@ -44,3 +50,4 @@ db-down: $(STAMP)
 clean:
 	-$(DBTOOL) devdb down
 	rm -rf var $(VENV)
+

@@ -175,10 +175,10 @@ def devdb_down():
 
 # Commands defined in their own modules register here.
 # (keep this list short: one import and one add_command per module)
+from .data_cli import seed, smoke, stats  # noqa: E402
+cli.add_command(seed); cli.add_command(stats); cli.add_command(smoke)  # noqa: E702
 from .analytics.cli import analytics  # noqa: E402
 cli.add_command(analytics)
-from .docs_cli import backup, docs, restore, wait  # noqa: E402
-for _cmd in (wait, backup, restore, docs): cli.add_command(_cmd)  # noqa: E701
 
 
 def main() -> None:

@@ -1,0 +1,142 @@
+"""Load 200,000 crm.order_line rows four ways, side by side (issue 4).
+
+  repository COPY loader   dbtool.repo.crm.order_line.load (cursor.copy + write_row)
+  psycopg executemany      INSERT ... VALUES, psycopg 3's pipelined executemany
+  SQLAlchemy ORM           add_all + commit on a mapping reflected from the database (the specs' way)
+  psql \\copy              the same rows as a CSV file: the floor
+
+Every approach loads the same rows into an empty order_line (customers and products exist
+first); the table is truncated before each run, outside the timing. Fast approaches keep the
+best of REPEAT runs. SQLAlchemy is a bench-only dependency (`pip install -e '.[bench]'`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import random
+import subprocess
+import tempfile
+from decimal import Decimal
+
+from bench.common import report, scratch
+from dbtool import migrate as migrate_lib
+from dbtool.repo.crm import customer, order_line, product
+
+N_ROWS = int(os.environ.get("BENCH_LOAD_ROWS", "200000"))
+N_CUSTOMERS, N_PRODUCTS = 2000, 500
+REPEAT = int(os.environ.get("BENCH_LOAD_REPEAT", "3"))
+COLUMNS = ("customer_code", "product_key", "order_date", "doc_ref", "quantity", "amount_ht", "amount_ttc")
+
+
+def make_rows(n: int) -> list[tuple]:
+    rnd = random.Random(4)
+    day0 = dt.date(2020, 1, 1)
+    rows = []
+    for i in range(n):
+        ht = Decimal(rnd.randint(500, 50000)) / 100
+        rows.append((f"C{rnd.randrange(N_CUSTOMERS):05d}", f"P{rnd.randrange(N_PRODUCTS):04d}",
+                     day0 + dt.timedelta(days=rnd.randrange(1800)), f"INV-{i:07d}", rnd.randint(1, 12), ht,
+                     (ht * Decimal("1.2")).quantize(Decimal("0.01"))))
+    return rows
+
+
+def setup(conn) -> None:
+    customer.load(conn, ((f"C{i:05d}", f"c{i}@example.com") for i in range(N_CUSTOMERS)),
+                  columns=("customer_code", "email"))
+    product.load(conn, ((f"P{i:04d}", f"Product {i}") for i in range(N_PRODUCTS)),
+                 columns=("product_key", "product_label"))
+    conn.commit()
+
+
+def truncate(conn) -> None:
+    conn.execute("TRUNCATE crm.order_line")
+    conn.commit()
+
+
+def count(conn) -> int:
+    return conn.execute("SELECT count(*) FROM crm.order_line").fetchone()[0]
+
+
+def run_copy(conn, rows, binary: bool = False) -> None:
+    assert order_line.load(conn, rows, columns=COLUMNS, binary=binary) == len(rows)
+    conn.commit()
+
+
+def run_executemany(conn, rows) -> None:
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO crm.order_line (customer_code, product_key, order_date, doc_ref, quantity,"
+                        " amount_ht, amount_ttc) VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+    conn.commit()
+
+
+def orm_session(target):
+    from sqlalchemy import MetaData, Table, create_engine
+    from sqlalchemy.orm import Session, registry
+
+    engine = create_engine("postgresql+psycopg://", creator=lambda: target.connect(application_name="bench-orm"))
+    table = Table("order_line", MetaData(), schema="crm", autoload_with=engine)
+
+    class OrderLine:  # mapped imperatively on the reflected table: nothing typed twice
+        pass
+
+    registry().map_imperatively(OrderLine, table)
+    return engine, Session, OrderLine
+
+
+def run_orm(orm, rows) -> None:
+    engine, Session, OrderLine = orm
+    with Session(engine) as session:
+        session.add_all([OrderLine(**dict(zip(COLUMNS, r))) for r in rows])
+        session.commit()
+
+
+def run_psql(target, path: str) -> None:
+    cmd = f"\\copy crm.order_line ({', '.join(COLUMNS)}) FROM '{path}' WITH (FORMAT csv)"
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", cmd, target.conninfo], check=True)
+
+
+def best(conn, fn, *args, repeat: int) -> float:
+    import time
+
+    times = []
+    for _ in range(repeat):
+        truncate(conn)
+        t0 = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t0)
+        assert count(conn) == N_ROWS
+    return min(times)
+
+
+def run() -> None:
+    rows = make_rows(N_ROWS)
+    with scratch("load") as target:
+        migrate_lib.migrate(target, ["crm"], say=lambda _m: None)
+        with target.connect() as conn, tempfile.TemporaryDirectory() as tmp:
+            setup(conn)
+            path = os.path.join(tmp, "order_line.csv")
+            with open(path, "w", newline="") as f:
+                csv.writer(f).writerows(rows)
+            results = [
+                ("repository COPY loader (order_line.load)", best(conn, run_copy, conn, rows, repeat=REPEAT)),
+                ("repository COPY loader, binary=True", best(conn, run_copy, conn, rows, True, repeat=REPEAT)),
+                ("psql \\copy of a CSV file (floor)", best(conn, run_psql, target, path, repeat=REPEAT)),
+                ("psycopg executemany", best(conn, run_executemany, conn, rows, repeat=1)),
+            ]
+            try:
+                orm = orm_session(target)
+            except ImportError:
+                print("SQLAlchemy not installed (pip install -e '.[bench]'): ORM skipped")
+            else:
+                results.append(("SQLAlchemy ORM add_all + commit", best(conn, run_orm, orm, rows, repeat=1)))
+                orm[0].dispose()
+    report(f"Load {N_ROWS:,} crm.order_line rows (customers and products first)", results,
+           baseline="repository COPY loader (order_line.load)")
+    t = dict(results)
+    floor = t["psql \\copy of a CSV file (floor)"] / t["repository COPY loader (order_line.load)"]
+    print(f"  loader vs psql \\copy: {floor:.2f}x as fast (goal >= 1)")
+    if "SQLAlchemy ORM add_all + commit" in t:
+        orm_ratio = t["SQLAlchemy ORM add_all + commit"] / t["repository COPY loader (order_line.load)"]
+        print(f"  loader vs ORM: {orm_ratio:.1f}x as fast (goal >= 8)")

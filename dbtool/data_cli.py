@@ -1,0 +1,53 @@
+"""`dbtool seed`, `dbtool stats`, `dbtool smoke`: each a few lines over dbtool.seed, .stats and .smoke."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from . import seed as seed_lib, smoke as smoke_lib, stats as stats_lib
+from .cli_common import EPILOG, database_options, say, target_for
+from .errors import EXIT_FINDINGS
+
+
+@click.command(epilog="Example: dbtool seed --module infra --clear\n\n" + EPILOG)
+@database_options
+@click.option("--clear", is_flag=True, help="Remove exactly the seed rows (and nothing else) instead of adding them.")
+def seed(database_url, modules, clear):
+    """Add the specifications' demo rows (idempotent), or remove them with --clear."""
+    target = target_for(database_url)
+    with target.connect() as conn:
+        for module in modules:
+            path = seed_lib.apply(conn, module, clear=clear)
+            say(f"{module:10} {'cleared' if clear else 'seeded'} ({path.relative_to(seed_lib.SQL_DIR.parent)})")
+
+
+@click.command(epilog="Example: dbtool stats --module crm --format json\n\n" + EPILOG)
+@database_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def stats(database_url, modules, fmt):
+    """Rows (exact, or estimated for big tables: said which) and total size of every table."""
+    target = target_for(database_url)
+    with target.connect() as conn:
+        rows = stats_lib.table_stats(conn, modules)
+    if fmt == "json":
+        click.echo(json.dumps({"tables": [r.as_json() for r in rows]}, indent=1))
+        return
+    click.echo(f"{'table':36} {'rows':>14} {'counted':10} {'total size':>12}")
+    for r in rows:
+        n = "?" if r.rows is None else str(r.rows)
+        how = "exact" if r.exact else "estimated"
+        click.echo(f"{r.module + '.' + r.table:36} {n:>14} {how:10} {stats_lib.human_bytes(r.total_bytes):>12}")
+
+
+@click.command(epilog="Example: dbtool smoke --module chatbot\n\n" + EPILOG)
+@database_options
+def smoke(database_url, modules):
+    """Insert, read back and delete a row in every table, inside a transaction that is rolled back."""
+    target = target_for(database_url)
+    with target.connect() as conn:
+        results = smoke_lib.run(conn, modules, say=click.echo)
+    failed = [r for r in results if not r.ok]
+    say(f"{len(results) - len(failed)} table(s) ok, {len(failed)} failed; nothing was kept")
+    return EXIT_FINDINGS if failed else 0

@@ -1,0 +1,377 @@
+"""One table, described from the committed catalog snapshot, and the statements every table needs.
+
+Column lists, the primary key, unique keys and indexes all come from
+dbtool/catalog/snapshots/<module>.json (what PostgreSQL made of sql/), never from a second
+hand-typed list. Statements are composed once per table and shape (psycopg.sql, identifiers
+quoted by psycopg) and cached; values are always bound parameters.
+
+Repository functions never commit: the caller owns the transaction. Functions that write
+several statements wrap them in `conn.transaction()` (a savepoint inside an open
+transaction), so they are all-or-nothing either way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from ..catalog.expected import load_snapshot, table_columns
+from .errors import InvalidValue, RepoError
+
+R = TypeVar("R")
+
+# Keyword names page() reserves for itself; a column of that name would be ambiguous.
+_PAGE_WORDS = {"by", "after", "limit"}
+_INDEX_COLUMNS = re.compile(r"USING \w+ \((?P<cols>[^()]*)\)(?P<where> WHERE .*)?$")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+@dataclass(frozen=True)
+class Page(Generic[R]):
+    """One page of a keyset listing; pass `next` as `after=` to get the following page."""
+
+    rows: list[R]
+    next: tuple | None
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool
+    identity: bool
+    has_default: bool
+
+    @property
+    def is_json(self) -> bool:
+        return self.type in ("json", "jsonb")
+
+
+class Table(Generic[R]):
+    """A table of the expected catalog with its cached statements; rows come back as `row` instances."""
+
+    def __init__(self, module: str, name: str, row: type[R], *, natural_key: str | None = None):
+        self.module, self.name, self.row = module, name, row
+        self.qualified = f"{module}.{name}"
+        snap = load_snapshot(module)
+        attrs = snap["column"]
+        self.columns: tuple[str, ...] = tuple(table_columns(module, name))
+        self.column: dict[str, Column] = {
+            c: Column(c, a["type"], a["nullable"], a["identity"] is not None, a["default"] is not None)
+            for c in self.columns for a in [attrs[f"{self.qualified}.{c}"]]}
+        cons = {n.rsplit(".", 1)[1]: c for n, c in snap["constraint"].items() if c["table"] == self.qualified}
+        self.primary_key: tuple[str, ...] = next(tuple(c["columns"]) for c in cons.values()
+                                                 if c["type"] == "primary key")
+        self.unique_keys: dict[str, tuple[str, ...]] = {n: tuple(c["columns"]) for n, c in sorted(cons.items())
+                                                        if c["type"] == "unique"}
+        self.foreign_keys: dict[str, dict] = {n: c for n, c in sorted(cons.items()) if c["type"] == "foreign key"}
+        self.indexes: dict[str, tuple[str, ...]] = {}
+        for n, ix in sorted(snap["index"].items()):
+            m = _INDEX_COLUMNS.search(ix["definition"])
+            if ix["table"] == self.qualified and m and not m["where"] and ix["valid"]:
+                self.indexes[n.rsplit(".", 1)[1]] = tuple(c.strip().strip('"') for c in m["cols"].split(","))
+        self.natural_key: tuple[str, ...] | None = self._natural_key(natural_key)
+        self._ident = sql.Identifier(module, name)
+        self._cache: dict[tuple, sql.Composed] = {}
+        self._row_factory = class_row(row)
+        clash = _PAGE_WORDS & set(self.columns)
+        if clash:
+            raise RepoError(f"{self.qualified}: column(s) {', '.join(sorted(clash))} clash with page() keywords")
+
+    def __repr__(self) -> str:
+        return f"Table({self.qualified})"
+
+    # -- shape -------------------------------------------------------------------------------------------
+    def _natural_key(self, named: str | None) -> tuple[str, ...] | None:
+        """The key an upsert conflicts on: a named unique constraint, else a primary key the caller supplies
+        (no identity, no default), else the first unique key whose columns are all NOT NULL, else any."""
+        if named:
+            if named not in self.unique_keys:
+                raise RepoError(f"{self.qualified}: no unique constraint {named}")
+            return self.unique_keys[named]
+        if not any(self.column[c].identity or self.column[c].has_default for c in self.primary_key):
+            return self.primary_key
+        keys = list(self.unique_keys.values())
+        keys.sort(key=lambda cols: any(self.column[c].nullable for c in cols))
+        return keys[0] if keys else None
+
+    @property
+    def insert_columns(self) -> tuple[str, ...]:
+        """Columns a bulk load fills by default: all but identity columns."""
+        return tuple(c for c in self.columns if not self.column[c].identity)
+
+    def keys(self) -> list[tuple[str, ...]]:
+        """Column sets that identify one row: the primary key, then each unique key."""
+        return [self.primary_key, *self.unique_keys.values()]
+
+    # -- statements ----------------------------------------------------------------------------------------
+    def _cols(self, cols: Iterable[str]) -> sql.Composable:
+        return sql.SQL(", ").join(map(sql.Identifier, cols))
+
+    def _all(self) -> sql.Composable:
+        return self._cols(self.columns)
+
+    @property
+    def ident(self) -> sql.Identifier:
+        """schema.table, quoted."""
+        return self._ident
+
+    @property
+    def select(self) -> sql.Composed:
+        """`SELECT <every column> FROM schema.table`, for hand-written queries returning this table's rows."""
+        return self._stmt("select")
+
+    @property
+    def returning(self) -> sql.Composed:
+        """`RETURNING <every column>`."""
+        return self._stmt("returning")
+
+    def _compose_select(self) -> sql.Composed:
+        return sql.SQL("SELECT {} FROM {}").format(self._all(), self._ident)
+
+    def _compose_returning(self) -> sql.Composed:
+        return sql.SQL("RETURNING {}").format(self._all())
+
+    def _cond(self, cols: Iterable[str]) -> sql.Composable:
+        return sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in cols)
+
+    def _stmt(self, kind: str, *shape) -> sql.Composed:
+        key = (kind, *shape)
+        stmt = self._cache.get(key)
+        if stmt is None:
+            stmt = self._cache[key] = getattr(self, f"_compose_{kind}")(*shape)
+        return stmt
+
+    def _compose_get(self, key: tuple[str, ...]) -> sql.Composed:
+        return sql.SQL("SELECT {} FROM {} WHERE {}").format(self._all(), self._ident, self._cond(key))
+
+    def _compose_insert(self, cols: tuple[str, ...]) -> sql.Composed:
+        if not cols:
+            return sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING {}").format(self._ident, self._all())
+        return sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
+            self._ident, self._cols(cols), sql.SQL(", ").join(sql.Placeholder() * len(cols)), self._all())
+
+    def _compose_update(self, key: tuple[str, ...], cols: tuple[str, ...]) -> sql.Composed:
+        sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in cols)
+        return sql.SQL("UPDATE {} SET {} WHERE {} RETURNING {}").format(
+            self._ident, sets, self._cond(key), self._all())
+
+    def _compose_delete(self, key: tuple[str, ...]) -> sql.Composed:
+        return sql.SQL("DELETE FROM {} WHERE {} RETURNING {}").format(self._ident, self._cond(key), self._all())
+
+    def _compose_upsert(self, cols: tuple[str, ...]) -> sql.Composed:
+        nk = self.natural_key or ()
+        rest = [c for c in cols if c not in nk] or [nk[0]]  # a no-op SET still returns the existing row
+        sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in rest)
+        return sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {} RETURNING {}").format(
+            self._ident, self._cols(cols), sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+            self._cols(nk), sets, self._all())
+
+    def _compose_page(self, equal: tuple[str, ...], order: tuple[str, ...], by: tuple[str, ...],
+                      has_after: bool) -> sql.Composed:
+        conds = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in equal]
+        # Row comparison treats NULL as unknown: keyset pages list the rows whose sort columns are set.
+        conds += [sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in by if self.column[c].nullable]
+        if has_after:
+            conds.append(sql.SQL("({}) > ({})").format(self._cols(order),
+                                                       sql.SQL(", ").join(sql.Placeholder() * len(order))))
+        where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds) if conds else sql.SQL("")
+        return sql.SQL("SELECT {} FROM {}{} ORDER BY {} LIMIT %s").format(
+            self._all(), self._ident, where, self._cols(order))
+
+    def _compose_copy(self, cols: tuple[str, ...], binary: bool = False) -> sql.Composed:
+        fmt = sql.SQL(" (FORMAT BINARY)") if binary else sql.SQL("")
+        return sql.SQL("COPY {} ({}) FROM STDIN{}").format(self._ident, self._cols(cols), fmt)
+
+    # -- values --------------------------------------------------------------------------------------------
+    def _check_names(self, names: Iterable[str]) -> None:
+        unknown = [n for n in names if n not in self.column]
+        if unknown:
+            raise InvalidValue(f"{self.qualified} has no column {', '.join(unknown)}")
+
+    def _ordered(self, values: Mapping[str, Any]) -> tuple[str, ...]:
+        """The given column names in table order (one cached statement per set of columns)."""
+        self._check_names(values)
+        return tuple(c for c in self.columns if c in values)
+
+    def _adapt(self, col: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidValue(f"{self.qualified}.{col}: text cannot contain a NUL byte (0x00); nothing stored")
+            return value
+        if self.column[col].is_json and not isinstance(value, Jsonb):
+            if _has_nul(value):
+                raise InvalidValue(f"{self.qualified}.{col}: JSON cannot contain a NUL character; nothing stored")
+            return Jsonb(value)
+        return value
+
+    def _params(self, cols: Sequence[str], values: Mapping[str, Any]) -> list[Any]:
+        return [self._adapt(c, values[c]) for c in cols]
+
+    def _key_of(self, values: Mapping[str, Any], *, keys: list[tuple[str, ...]] | None = None) -> tuple[str, ...]:
+        given = set(values)
+        for key in keys or self.keys():
+            if set(key) <= given:
+                return key
+        wanted = " or ".join("(" + ", ".join(k) + ")" for k in keys or self.keys())
+        raise InvalidValue(f"{self.qualified}: give the key {wanted}")
+
+    def run(self, conn: psycopg.Connection, stmt: sql.Composable, params: Sequence[Any] = ()):
+        """Execute a statement whose result rows are rows of this table (typed by the row class)."""
+        cur = conn.cursor(row_factory=self._row_factory)
+        try:
+            return cur.execute(stmt, params)
+        except psycopg.DataError as exc:
+            if "NUL" in str(exc):
+                raise InvalidValue(f"{self.qualified}: text cannot contain a NUL byte (0x00); nothing stored") \
+                    from None
+            raise
+
+    # -- operations ----------------------------------------------------------------------------------------
+    def get(self, conn: psycopg.Connection, **key: Any) -> R | None:
+        """The row with this primary key or unique key, or None."""
+        cols = self._key_of(key)
+        if set(cols) != set(key):
+            raise InvalidValue(f"{self.qualified}: get() takes exactly one key, got {', '.join(key)}")
+        return self.run(conn, self._stmt("get", cols), self._params(cols, key)).fetchone()
+
+    def insert(self, conn: psycopg.Connection, **values: Any) -> R:
+        """Insert one row (omitted columns take their defaults) and return it."""
+        cols = self._ordered(values)
+        return self.run(conn, self._stmt("insert", cols), self._params(cols, values)).fetchone()
+
+    def update(self, conn: psycopg.Connection, **key_and_values: Any) -> R | None:
+        """Set only the given columns of the row named by its primary key; the updated row, or None."""
+        self._check_names(key_and_values)
+        key = self._key_of(key_and_values, keys=[self.primary_key])
+        cols = tuple(c for c in self.columns if c in key_and_values and c not in key)
+        if not cols:
+            return self.get(conn, **{c: key_and_values[c] for c in key})
+        return self.run(conn, self._stmt("update", key, cols),
+                         self._params(cols + key, key_and_values)).fetchone()
+
+    def delete(self, conn: psycopg.Connection, **key: Any) -> R | None:
+        """Delete the row with this primary key or unique key; the deleted row, or None."""
+        cols = self._key_of(key)
+        return self.run(conn, self._stmt("delete", cols), self._params(cols, key)).fetchone()
+
+    def upsert(self, conn: psycopg.Connection, **values: Any) -> R:
+        """Insert, or update the given columns of the row with the same natural key; the row."""
+        if not self.natural_key:
+            raise RepoError(f"{self.qualified} has no natural key to upsert on")
+        missing = [c for c in self.natural_key if c not in values]
+        if missing:
+            raise InvalidValue(f"{self.qualified}: upsert needs its natural key ({', '.join(self.natural_key)})")
+        cols = self._ordered(values)
+        return self.run(conn, self._stmt("upsert", cols), self._params(cols, values)).fetchone()
+
+    def page(self, conn: psycopg.Connection, *, by: str | Sequence[str] = (), after: Sequence[Any] | None = None,
+             limit: int = 100, **equal: Any) -> Page[R]:
+        """Rows with the given column values, ordered by `by` then the primary key, after the cursor `after`.
+
+        Keyset pagination (never OFFSET); refused unless an index leads with the equality columns
+        followed by `by`, so every page is an index range scan.
+        """
+        by = (by,) if isinstance(by, str) else tuple(by)
+        self._check_names([*by, *equal])
+        if any(v is None for v in equal.values()):
+            raise InvalidValue(f"{self.qualified}: page() filters on equality; None matches nothing")
+        eq = tuple(sorted(equal))
+        order = by + tuple(c for c in self.primary_key if c not in by and c not in equal)
+        if not self._supported(eq, by):
+            raise RepoError(f"{self.qualified}: no index on ({', '.join(eq + by)}) to list by")
+        if after is not None and len(after) != len(order):
+            raise InvalidValue(f"{self.qualified}: after= needs {len(order)} values ({', '.join(order)})")
+        params = [self._adapt(c, equal[c]) for c in eq] + list(after or ()) + [limit]
+        rows = self.run(conn, self._stmt("page", eq, order, by, after is not None), params).fetchall()
+        nxt = tuple(getattr(rows[-1], c) for c in order) if rows and len(rows) == limit else None
+        return Page(rows, nxt)
+
+    def where_page(self, conn: psycopg.Connection, name: str, where: sql.Composable, params: Sequence[Any], *,
+                   order: Sequence[str], after: Sequence[Any] | None = None, limit: int = 100) -> Page[R]:
+        """Keyset page over a hand-written condition (`name` keys the statement cache; `where` is fixed SQL)."""
+        order = tuple(order)
+        key = ("where", name, order, after is not None)
+        stmt = self._cache.get(key)
+        if stmt is None:
+            conds = [where]
+            if after is not None:
+                conds.append(sql.SQL("({}) > ({})").format(self._cols(order),
+                                                           sql.SQL(", ").join(sql.Placeholder() * len(order))))
+            stmt = self._cache[key] = sql.SQL("{} WHERE {} ORDER BY {} LIMIT %s").format(
+                self.select, sql.SQL(" AND ").join(conds), self._cols(order))
+        rows = self.run(conn, stmt, [*params, *(after or ()), limit]).fetchall()
+        nxt = tuple(getattr(rows[-1], c) for c in order) if rows and len(rows) == limit else None
+        return Page(rows, nxt)
+
+    def _supported(self, equal: tuple[str, ...], by: tuple[str, ...]) -> bool:
+        n = len(equal)
+        for cols in [self.primary_key, *self.indexes.values()]:
+            if set(cols[:n]) == set(equal) and cols[n:n + len(by)] == by and len(cols) >= n + len(by):
+                return True
+        return False
+
+    def _binary_types(self, conn: psycopg.Connection, cols: tuple[str, ...]) -> list[str] | None:
+        """Type names psycopg can dump in binary for these columns, or None (e.g. an enum column)."""
+        names = [re.sub(r"\(.*\)$", "", self.column[c].type) for c in cols]
+        return names if all(conn.adapters.types.get(n) is not None for n in names) else None
+
+    def load(self, conn: psycopg.Connection, rows: Iterable[Sequence[Any]], *,
+             columns: Sequence[str] | None = None, binary: bool = False) -> int:
+        """Bulk load with COPY: `rows` are sequences in `columns` order (default: all but identity columns).
+
+        Returns the number of rows written. One COPY statement; a failure stores none of them.
+        binary=True sends PostgreSQL's binary format (less parsing on the server); values must then be of
+        the column's Python type (Decimal for numeric, date for date...), where text format also accepts str.
+        """
+        cols = tuple(columns) if columns is not None else self.insert_columns
+        self._check_names(cols)
+        json_at = [i for i, c in enumerate(cols) if self.column[c].is_json]
+        types = self._binary_types(conn, cols) if binary else None
+        n = 0
+        try:
+            with conn.cursor() as cur, cur.copy(self._stmt("copy", cols, types is not None)) as copy:
+                if types is not None:
+                    copy.set_types(types)
+                write = copy.write_row
+                if json_at:
+                    for row in rows:
+                        row = list(row)
+                        for i in json_at:
+                            row[i] = None if row[i] is None else Jsonb(row[i])
+                        write(row)
+                        n += 1
+                else:
+                    for row in rows:
+                        write(row)
+                        n += 1
+        except psycopg.DataError as exc:
+            if "NUL" in str(exc):
+                raise InvalidValue(f"{self.qualified}: text cannot contain a NUL byte (0x00); nothing stored") \
+                    from None
+            raise
+        return n
+
+    def count(self, conn: psycopg.Connection) -> int:
+        return conn.execute(self._stmt("count")).fetchone()[0]
+
+    def _compose_count(self) -> sql.Composed:
+        return sql.SQL("SELECT count(*) FROM {}").format(self._ident)

@@ -1,0 +1,1 @@
+"""Repository functions of the chatbot schema, one module per table."""

@@ -1,0 +1,70 @@
+"""chatbot.users: WhatsApp users, their consent (LGPD) and the erasure of their data on request.
+
+Key and columns come from the catalog snapshot; see dbtool/repo/_table.py for what each function does.
+Upserts conflict on phone_number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+
+import psycopg
+from psycopg import sql
+
+from .._table import Table
+from ..errors import NotFound
+from ..rows_generated import Users
+from . import car_interactions, human_handoffs, messages, qualified_leads, sessions
+
+T = Table("chatbot", "users", Users)
+get, insert, update, delete, upsert, page, load = (T.get, T.insert, T.update, T.delete, T.upsert, T.page, T.load)
+
+
+def grant_consent(conn: psycopg.Connection, *, id: int, version: str, now: dt.datetime | None = None) -> Users:
+    """The user accepted the privacy terms `version` at `now`."""
+    return _found(T.update(conn, id=id, consent=True, consent_at=now or sessions.utcnow(), consent_version=version), id)
+
+
+def withdraw_consent(conn: psycopg.Connection, *, id: int, now: dt.datetime | None = None) -> Users:
+    """The user withdrew consent at `now` (consent_at records when; consent_version the terms withdrawn)."""
+    return _found(T.update(conn, id=id, consent=False, consent_at=now or sessions.utcnow()), id)
+
+
+def _found(row: Users | None, id: int) -> Users:
+    if row is None:
+        raise NotFound(f"chatbot.users: no user with id={id}")
+    return row
+
+
+# An eraser removes the user's data elsewhere (e.g. the DuckDB analytics copy) and returns counts per table.
+# It runs inside the PostgreSQL transaction, after the rows here are deleted: if it raises, nothing is erased.
+Eraser = Callable[[psycopg.Connection, Users], Mapping[str, int]]
+
+# Children first, so each count is what was deleted from that table (not hidden in an ON DELETE CASCADE).
+_BY_SESSION = [messages.T, car_interactions.T, human_handoffs.T]
+_BY_USER = [qualified_leads.T, sessions.T]
+_ERASE = (
+    [(t.qualified, sql.SQL("DELETE FROM {} WHERE session_id = ANY(%s)").format(t.ident)) for t in _BY_SESSION]
+    + [(t.qualified, sql.SQL("DELETE FROM {} WHERE user_id = %s").format(t.ident)) for t in _BY_USER]
+    + [(T.qualified, sql.SQL("DELETE FROM {} WHERE id = %s").format(T.ident))]
+)
+_SESSIONS_OF = sql.SQL("SELECT id FROM {} WHERE user_id = %s").format(sessions.T.ident)
+
+
+def erase(conn: psycopg.Connection, *, id: int | None = None, phone_number: str | None = None,
+          erasers: Sequence[Eraser] = ()) -> dict[str, int]:
+    """Delete every row of one user (by id or phone number); {table: rows deleted}. All or nothing."""
+    with conn.transaction():
+        user = T.get(conn, id=id) if id is not None else T.get(conn, phone_number=phone_number)
+        if user is None:
+            raise NotFound(f"chatbot.users: no user {id if id is not None else phone_number}")
+        session_ids = [r[0] for r in conn.execute(_SESSIONS_OF, (user.id,)).fetchall()]
+        counts: dict[str, int] = {}
+        for i, (table, stmt) in enumerate(_ERASE):
+            arg = session_ids if i < len(_BY_SESSION) else user.id
+            counts[table] = conn.execute(stmt, (arg,)).rowcount
+        for eraser in erasers:
+            for table, n in eraser(conn, user).items():
+                counts[table] = counts.get(table, 0) + n
+    return counts

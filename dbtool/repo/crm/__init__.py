@@ -1,0 +1,1 @@
+"""Repository functions of the crm schema, one module per table."""

@@ -1,0 +1,1 @@
+"""Repository functions of the infra schema, one module per table."""

@@ -1,0 +1,10 @@
+"""planning.categories: Merchandise categories that sales and forecasts are planned by.
+
+Key and columns come from the catalog snapshot; see dbtool/repo/_table.py for what each function does.
+"""
+
+from .._table import Table
+from ..rows_generated import Categories
+
+T = Table("planning", "categories", Categories)
+get, insert, update, delete, upsert, page, load = (T.get, T.insert, T.update, T.delete, T.upsert, T.page, T.load)

@@ -1,0 +1,74 @@
+"""Rows and size of every table of the chosen modules, set-based.
+
+Sizes come from one catalog query. Row counts are exact (count(*)) for tables whose heap is
+below EXACT_MAX_BYTES, all in one UNION ALL statement; bigger tables report the planner's
+estimate (pg_class.reltuples, as of the last VACUUM/ANALYZE), and say so.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import psycopg
+from psycopg import sql
+
+EXACT_MAX_BYTES = int(os.environ.get("DBTOOL_STATS_EXACT_MAX_BYTES", str(64 * 1024 * 1024)))
+
+_SIZES = """
+SELECT n.nspname, c.relname, c.reltuples::bigint, pg_relation_size(c.oid), pg_total_relation_size(c.oid)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
+ORDER BY n.nspname, c.relname
+"""
+
+
+@dataclass(frozen=True)
+class TableStats:
+    module: str
+    table: str
+    rows: int | None        # None: estimated but the table was never analysed
+    exact: bool
+    total_bytes: int        # heap + indexes + TOAST
+
+    @property
+    def rows_text(self) -> str:
+        if self.rows is None:
+            return "unknown (never analysed)"
+        return f"{self.rows}" if self.exact else f"~{self.rows} (estimated)"
+
+    def as_json(self) -> dict:
+        return {**asdict(self), "method": "exact" if self.exact else "estimated"}
+
+
+def table_stats(conn: psycopg.Connection, modules: list[str], *,
+                exact_max_bytes: int = EXACT_MAX_BYTES) -> list[TableStats]:
+    """Per table: rows (exact, or estimated for big tables) and total size. Two statements in all."""
+    rel = conn.execute(_SIZES, (list(modules),)).fetchall()
+    small = [(s, t) for s, t, _est, heap, _total in rel if heap <= exact_max_bytes]
+    exact: dict[tuple[str, str], int] = {}
+    if small:
+        counts = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT {}, {}, count(*) FROM {}").format(sql.Literal(s), sql.Literal(t), sql.Identifier(s, t))
+            for s, t in small)
+        exact = {(s, t): n for s, t, n in conn.execute(counts).fetchall()}
+    out = []
+    for s, t, est, _heap, total in rel:
+        if (s, t) in exact:
+            out.append(TableStats(s, t, exact[(s, t)], True, total))
+        else:
+            out.append(TableStats(s, t, est if est >= 0 else None, False, total))
+    return out
+
+
+def row_counts(conn: psycopg.Connection, module: str) -> dict[str, int]:
+    """Exact row count of every table of a module (the planning spec's "table statistics")."""
+    return {s.table: s.rows for s in table_stats(conn, [module], exact_max_bytes=2**62)}
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
