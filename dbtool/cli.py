@@ -175,8 +175,8 @@ def devdb_down():
 
 # Commands defined in their own modules register here.
 # (keep this list short: one import and one add_command per module)
-from .data_cli import seed, smoke, stats  # noqa: E402
-cli.add_command(seed); cli.add_command(stats); cli.add_command(smoke)  # noqa: E702
+from .data_cli import erase_user, seed, smoke, stats  # noqa: E402
+for _cmd in (seed, stats, smoke, erase_user): cli.add_command(_cmd)  # noqa: E701
 from .analytics.cli import analytics  # noqa: E402
 cli.add_command(analytics)
 

@@ -51,3 +51,35 @@ def smoke(database_url, modules):
     failed = [r for r in results if not r.ok]
     say(f"{len(results) - len(failed)} table(s) ok, {len(failed)} failed; nothing was kept")
     return EXIT_FINDINGS if failed else 0
+
+
+@click.command("erase-user", epilog="""Example: dbtool erase-user --phone +5511999990000 --duckdb var/analytics.duckdb --yes
+
+Deletes the user's rows in every chatbot table (and in the DuckDB analytics file when one is
+given or configured) in one PostgreSQL transaction, and prints how many rows per table.
+
+""" + EPILOG)
+@click.option("--database-url", metavar="URL", help="PostgreSQL URL (default: as for migrate).")
+@click.option("--phone", required=True, help="The user's WhatsApp phone number.")
+@click.option("--duckdb", "duckdb_path", type=click.Path(dir_okay=False), envvar="DBTOOL_DUCKDB_PATH",
+              help="Also erase from this DuckDB analytics file (default: $DBTOOL_DUCKDB_PATH).")
+@click.option("--yes", is_flag=True, help="Required: erasure cannot be undone.")
+def erase_user(database_url, phone, duckdb_path, yes):
+    """Erase one chatbot user's data on request (LGPD), PostgreSQL and DuckDB."""
+    from .analytics.db import connect as duck_connect
+    from .analytics.erase import duckdb_eraser
+    from .errors import UsageError
+    from .repo.chatbot import users
+
+    if not yes:
+        raise UsageError("erasure cannot be undone: add --yes")
+    target = target_for(database_url)
+    duck = duck_connect(duckdb_path) if duckdb_path else None
+    try:
+        with target.connect() as conn:
+            counts = users.erase(conn, phone_number=phone, erasers=[duckdb_eraser(duck)] if duck else [])
+    finally:
+        if duck is not None:
+            duck.close()
+    for table, n in counts.items():
+        click.echo(f"{table:40} {n:>8} row(s) erased")

@@ -26,3 +26,13 @@ def erase_phone(duck_conn: duckdb.DuckDBPyConnection, phone_number: str) -> dict
         duck_conn.execute("ROLLBACK")
         raise
     return counts
+
+
+def duckdb_eraser(duck_conn: duckdb.DuckDBPyConnection):
+    """An eraser for dbtool.repo.chatbot.users.erase: runs inside its PostgreSQL transaction, so a DuckDB
+    failure leaves PostgreSQL untouched; counts come back as duckdb.<table>."""
+
+    def erase(_pg_conn, user) -> dict[str, int]:
+        return {f"duckdb.{t}": n for t, n in erase_phone(duck_conn, user.phone_number).items()}
+
+    return erase

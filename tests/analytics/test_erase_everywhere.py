@@ -1,0 +1,42 @@
+"""A chatbot user's erasure removes their rows in PostgreSQL and DuckDB, and nobody else's."""
+
+from __future__ import annotations
+
+import duckdb
+
+from dbtool.analytics.db import init
+from dbtool.analytics.sync import sync
+from dbtool.config import Target
+from analytics_helpers import add_messages, add_session, add_user, count
+from helpers import run_dbtool
+
+A, B = "+5511933333333", "+5511944444444"
+
+
+def test_erase_user_cli_erases_postgresql_and_duckdb(postgresql, db_url, tmp_path):
+    for phone, key in ((A, "sa"), (B, "sb")):
+        sid = add_session(postgresql, add_user(postgresql, phone), key)
+        add_messages(postgresql, sid, 3)
+    postgresql.commit()
+    path = tmp_path / "a.duckdb"
+    init(path)
+    with duckdb.connect(str(path)) as duck, Target(db_url, "test").connect(autocommit=True) as pg:
+        sync(pg, duck)
+        assert count(duck, "message_history") == 6
+
+    out = run_dbtool("erase-user", "--phone", A, "--duckdb", str(path), "--yes", "--database-url", db_url)
+    assert out.returncode == 0, out.stderr
+    assert "chatbot.messages" in out.stdout and "duckdb.message_history" in out.stdout
+    erased = {line.split()[0]: int(line.split()[1]) for line in out.stdout.splitlines()}
+    assert erased["duckdb.message_history"] == 3 and erased["chatbot.users"] == 1
+
+    with duckdb.connect(str(path)) as duck:
+        assert duck.execute("SELECT DISTINCT phone_number FROM message_history").fetchall() == [(B,)]
+    phones = [r[0] for r in postgresql.execute("SELECT phone_number FROM chatbot.users").fetchall()]
+    assert phones == [B]
+    assert postgresql.execute("SELECT count(*) FROM chatbot.messages").fetchone()[0] == 3
+
+
+def test_erase_user_needs_yes(db_url):
+    out = run_dbtool("erase-user", "--phone", A, "--database-url", db_url)
+    assert out.returncode == 2 and "add --yes" in out.stderr
