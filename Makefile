@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 
 migrate: $(STAMP)
 	$(DBTOOL) migrate
+	$(DBTOOL) analytics init
 
 validate: $(STAMP)
 	$(DBTOOL) validate
@@ -51,3 +52,15 @@ clean:
 	-$(DBTOOL) devdb down
 	rm -rf var $(VENV)
 
+# pg_dump -Fc of the configured database to var/backups/ (or OUT=file).
+backup: $(STAMP)
+	$(DBTOOL) backup $(if $(OUT),--out "$(OUT)")
+
+# make restore FILE=var/backups/x.dump [FORCE=1]: refuses a non-empty database unless FORCE=1.
+restore: $(STAMP)
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=var/backups/<name>.dump [FORCE=1]" >&2; exit 2; }
+	$(DBTOOL) restore "$(FILE)" $(if $(filter 1 yes true,$(FORCE)),--force)
+
+# docs/SCHEMA.md, docs/CLI.md (and docs/schema.svg with Graphviz) from sql/ and --help.
+docs: $(STAMP)
+	$(DBTOOL) docs

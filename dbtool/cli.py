@@ -15,7 +15,14 @@ from . import migrate as migrate_lib
 from .cli_common import EPILOG, database_options, lock_options, say, target_for
 from .errors import EXIT_USAGE, DbtoolError, UsageError
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(epilog="""Examples:
+
+\b
+  make migrate                      (same as: dbtool migrate && dbtool analytics init)
+  dbtool validate --format json
+  dbtool status --exit-code
+
+""" + EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dbtool")
 def cli():
     """Raw-SQL migrations and exact schema validation for PostgreSQL."""
@@ -139,24 +146,26 @@ def validate(database_url, modules, strict, fmt, from_sql, verbose, duckdb_path)
 @cli.command(epilog="Example: make snapshot  (then review `git diff`)\n\n" + EPILOG)
 @click.option("--database-url", metavar="URL", help="Server for the scratch database (needs CREATEDB).")
 def snapshot(database_url):
-    """Regenerate what is derived from sql/: expected catalogs and psql entry files."""
+    """Regenerate what is derived from sql/: expected catalogs, psql entry files, typed rows."""
     from . import psql_entry
     from .catalog import expected
-    from .paths import modules as all_modules
+    from .paths import ROOT, modules as all_modules
+    from .repo import _generate
 
     target = target_for(database_url)
     for path in expected.write_snapshots(expected.build(target, all_modules())):
-        say(f"wrote {path.relative_to(path.parents[3])}")
+        say(f"wrote {path.relative_to(ROOT)}")
     for module in all_modules():
         say(f"wrote sql/{psql_entry.write(module).name}")
+    say(f"wrote {_generate.write().relative_to(ROOT)}")
 
 
-@cli.group()
+@cli.group(epilog="Example: dbtool devdb up  (prints the URL to use with psql)\n\n" + EPILOG)
 def devdb():
     """The local PostgreSQL cluster under var/ used when no database is configured."""
 
 
-@devdb.command("up")
+@devdb.command("up", epilog="Example: psql \"$(dbtool devdb up)\"")
 def devdb_up():
     """Initialise (once) and start the local cluster; print its URL."""
     from . import devdb as devdb_lib
@@ -164,7 +173,7 @@ def devdb_up():
     click.echo(devdb_lib.default_cluster().ensure_running().conninfo())
 
 
-@devdb.command("down")
+@devdb.command("down", epilog="Example: dbtool devdb down  (or: make db-down)")
 def devdb_down():
     """Stop the local cluster (its data stays under var/pg)."""
     from . import devdb as devdb_lib
@@ -179,6 +188,8 @@ from .data_cli import erase_user, seed, smoke, stats  # noqa: E402
 for _cmd in (seed, stats, smoke, erase_user): cli.add_command(_cmd)  # noqa: E701
 from .analytics.cli import analytics  # noqa: E402
 cli.add_command(analytics)
+from .docs_cli import backup, docs, restore, wait  # noqa: E402
+for _cmd in (wait, backup, restore, docs): cli.add_command(_cmd)  # noqa: E701
 
 
 def main() -> None:

@@ -20,7 +20,14 @@ format_option = click.option("--format", "fmt", type=click.Choice(["text", "json
                              show_default=True)
 
 
-@click.group(epilog=EPILOG)
+@click.group(epilog="""Examples:
+
+\b
+  dbtool analytics init
+  dbtool analytics sync
+  dbtool analytics summary --format json
+
+""" + EPILOG)
 def analytics():
     """DuckDB analytics of the chatbot: schema, sync from PostgreSQL, search, summaries."""
 

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS chatbot.sessions (
     CONSTRAINT sessions_session_id_key UNIQUE (session_id),
     CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id)
         REFERENCES chatbot.users (id) ON DELETE CASCADE,
-    CONSTRAINT sessions_state_check CHECK (state IN
+    CONSTRAINT sessions_state_check CHECK (state::text IN
         ('GREETING', 'DISCOVERY', 'QUALIFICATION', 'RECOMMENDATION', 'HANDOFF', 'CLOSED')),
     CONSTRAINT sessions_turn_id_check CHECK (turn_id >= 0),
     CONSTRAINT sessions_qualification_score_check CHECK (qualification_score BETWEEN 0 AND 100)
@@ -42,3 +42,4 @@ COMMENT ON COLUMN chatbot.sessions.user_profile IS 'What the bot learned: budget
 COMMENT ON COLUMN chatbot.sessions.qualification_score IS 'Lead score so far, 0 to 100; 60 or more makes a qualified lead.';
 COMMENT ON COLUMN chatbot.sessions.expires_at IS 'TTL: the session ends at this time (default creation + 24 hours).';
 COMMENT ON COLUMN chatbot.sessions.last_activity_at IS 'Time of the last message in the session.';
+COMMENT ON COLUMN chatbot.sessions.is_active IS 'False once the session expired or was closed; kept for analytics (soft delete).';

@@ -21,10 +21,10 @@ CREATE TABLE IF NOT EXISTS chatbot.messages (
     CONSTRAINT messages_message_id_key UNIQUE (message_id),
     CONSTRAINT messages_session_id_fkey FOREIGN KEY (session_id)
         REFERENCES chatbot.sessions (id) ON DELETE CASCADE,
-    CONSTRAINT messages_role_check CHECK (role IN ('user', 'assistant', 'system')),
-    CONSTRAINT messages_message_type_check CHECK (message_type IN
+    CONSTRAINT messages_role_check CHECK (role::text IN ('user', 'assistant', 'system')),
+    CONSTRAINT messages_message_type_check CHECK (message_type::text IN
         ('text', 'image', 'audio', 'video', 'document', 'location', 'sticker', 'contacts', 'interactive', 'button')),
-    CONSTRAINT messages_sentiment_check CHECK (sentiment IN ('positive', 'neutral', 'negative')),
+    CONSTRAINT messages_sentiment_check CHECK (sentiment::text IN ('positive', 'neutral', 'negative')),
     CONSTRAINT messages_confidence_check CHECK (confidence BETWEEN 0 AND 1),
     CONSTRAINT messages_response_time_ms_check CHECK (response_time_ms >= 0)
 );
@@ -41,3 +41,4 @@ COMMENT ON COLUMN chatbot.messages.sentiment IS 'Sentiment the NLP service recog
 COMMENT ON COLUMN chatbot.messages.confidence IS 'NLP confidence in intent, 0 to 1.';
 COMMENT ON COLUMN chatbot.messages.entities IS 'Entities the NLP service extracted (brand, model, budget, year...).';
 COMMENT ON COLUMN chatbot.messages.response_time_ms IS 'For assistant messages: time to produce the reply, in milliseconds.';
+COMMENT ON COLUMN chatbot.messages.content IS 'Message text as sent or received (a caption or transcript for media).';

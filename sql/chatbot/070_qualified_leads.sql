@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS chatbot.qualified_leads (
         REFERENCES chatbot.sessions (id) ON DELETE SET NULL,
     CONSTRAINT qualified_leads_qualification_score_check
         CHECK (qualification_score >= 60 AND qualification_score <= 100),
-    CONSTRAINT qualified_leads_priority_check CHECK (priority IN ('LOW', 'MEDIUM', 'HIGH'))
+    CONSTRAINT qualified_leads_priority_check CHECK (priority::text IN ('LOW', 'MEDIUM', 'HIGH'))
 );
 
 CREATE INDEX IF NOT EXISTS qualified_leads_qualification_score_priority_idx
@@ -47,3 +47,5 @@ COMMENT ON COLUMN chatbot.qualified_leads.user_profile IS 'Snapshot of the sessi
 COMMENT ON COLUMN chatbot.qualified_leads.recommended_cars IS 'JSON array of the cars recommended to the user (ids and summary).';
 COMMENT ON COLUMN chatbot.qualified_leads.contacted IS 'The dealership contacted the lead.';
 COMMENT ON COLUMN chatbot.qualified_leads.converted IS 'The lead bought (or booked) a car.';
+COMMENT ON COLUMN chatbot.qualified_leads.contacted_at IS 'When the dealership first contacted the lead (set with contacted).';
+COMMENT ON COLUMN chatbot.qualified_leads.converted_at IS 'When the lead bought (set with converted).';

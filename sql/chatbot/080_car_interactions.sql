@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS chatbot.car_interactions (
     CONSTRAINT car_interactions_session_id_fkey FOREIGN KEY (session_id)
         REFERENCES chatbot.sessions (id) ON DELETE CASCADE,
     CONSTRAINT car_interactions_interaction_type_check
-        CHECK (interaction_type IN ('view', 'like', 'dislike', 'compare'))
+        CHECK (interaction_type::text IN ('view', 'like', 'dislike', 'compare'))
 );
 
 CREATE INDEX IF NOT EXISTS car_interactions_session_id_created_at_idx

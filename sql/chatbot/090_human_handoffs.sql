@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS chatbot.human_handoffs (
     CONSTRAINT human_handoffs_session_id_fkey FOREIGN KEY (session_id)
         REFERENCES chatbot.sessions (id) ON DELETE CASCADE,
     CONSTRAINT human_handoffs_status_check
-        CHECK (status IN ('PENDING', 'ASSIGNED', 'IN_PROGRESS', 'RESOLVED', 'CANCELLED')),
+        CHECK (status::text IN ('PENDING', 'ASSIGNED', 'IN_PROGRESS', 'RESOLVED', 'CANCELLED')),
     CONSTRAINT human_handoffs_rating_check CHECK (rating BETWEEN 1 AND 5)
 );
 
@@ -37,3 +37,4 @@ COMMENT ON COLUMN chatbot.human_handoffs.status IS 'PENDING, ASSIGNED, IN_PROGRE
 COMMENT ON COLUMN chatbot.human_handoffs.assigned_to IS 'Human agent handling it (name or id); NULL while PENDING.';
 COMMENT ON COLUMN chatbot.human_handoffs.rating IS 'User''s rating of the human service, 1 (worst) to 5 (best).';
 COMMENT ON COLUMN chatbot.human_handoffs.resolved_at IS 'When the status became RESOLVED.';
+COMMENT ON COLUMN chatbot.human_handoffs.feedback IS 'Free-text feedback of the customer on the human agent, after resolution.';

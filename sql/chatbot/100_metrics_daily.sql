@@ -34,3 +34,6 @@ COMMENT ON COLUMN chatbot.metrics_daily.total_users IS 'Distinct users who sent 
 COMMENT ON COLUMN chatbot.metrics_daily.avg_response_time_ms IS 'Mean bot response time, in milliseconds.';
 COMMENT ON COLUMN chatbot.metrics_daily.nlp_accuracy IS 'Share of user messages whose intent was recognised correctly, 0 to 1.';
 COMMENT ON COLUMN chatbot.metrics_daily.conversion_rate IS 'Share of the day''s sessions that produced a qualified lead, 0 to 1.';
+COMMENT ON COLUMN chatbot.metrics_daily.total_messages IS 'Messages exchanged that day (user and assistant).';
+COMMENT ON COLUMN chatbot.metrics_daily.total_sessions IS 'Sessions started that day.';
+COMMENT ON COLUMN chatbot.metrics_daily.total_qualified_leads IS 'Leads qualified (score >= 60) that day.';

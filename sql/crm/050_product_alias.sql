@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS crm.product_alias (
     CONSTRAINT product_alias_pkey PRIMARY KEY (alias_label),
     CONSTRAINT product_alias_product_key_fkey FOREIGN KEY (product_key)
         REFERENCES crm.product (product_key) ON DELETE CASCADE,
-    CONSTRAINT product_alias_source_check CHECK (source IN ('MANUAL', 'AUTO', 'IMPORT'))
+    CONSTRAINT product_alias_source_check CHECK (source::text IN ('MANUAL', 'AUTO', 'IMPORT'))
 );
 
 CREATE INDEX IF NOT EXISTS product_alias_product_key_idx ON crm.product_alias (product_key);

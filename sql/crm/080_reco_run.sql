@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS crm.reco_run (
     CONSTRAINT reco_run_pkey PRIMARY KEY (run_id),
     CONSTRAINT reco_run_config_hash_check CHECK (config_hash ~ '^[0-9a-f]{64}$'),
     CONSTRAINT reco_run_status_check
-        CHECK (status IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED')),
+        CHECK (status::text IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED')),
     CONSTRAINT reco_run_finished_at_check CHECK (finished_at >= started_at),
     CONSTRAINT reco_run_n_customers_check CHECK (n_customers >= 0),
     CONSTRAINT reco_run_n_reco_items_check CHECK (n_reco_items >= 0),

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS crm.contact_event (
         REFERENCES crm.customer (customer_code) ON DELETE CASCADE,
     CONSTRAINT contact_event_run_id_fkey FOREIGN KEY (run_id)
         REFERENCES crm.reco_run (run_id) ON DELETE SET NULL,
-    CONSTRAINT contact_event_channel_check CHECK (channel IN ('EMAIL', 'SMS', 'PHONE', 'MAIL'))
+    CONSTRAINT contact_event_channel_check CHECK (channel::text IN ('EMAIL', 'SMS', 'PHONE', 'MAIL'))
 );
 
 CREATE INDEX IF NOT EXISTS ix_contact_customer_date ON crm.contact_event (customer_code, contact_date);

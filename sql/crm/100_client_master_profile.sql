@@ -79,17 +79,17 @@ CREATE TABLE IF NOT EXISTS crm.client_master_profile (
     CONSTRAINT client_master_profile_top_budget_2_ca_share_check
         CHECK (top_budget_2_ca_share BETWEEN 0 AND 1),
     CONSTRAINT client_master_profile_aroma_axe_1_check
-        CHECK (aroma_axe_1 IN ('fruit', 'floral', 'spice', 'mineral', 'acidity', 'body', 'tannin')),
+        CHECK (aroma_axe_1::text IN ('fruit', 'floral', 'spice', 'mineral', 'acidity', 'body', 'tannin')),
     CONSTRAINT client_master_profile_aroma_axe_2_check
-        CHECK (aroma_axe_2 IN ('fruit', 'floral', 'spice', 'mineral', 'acidity', 'body', 'tannin')),
+        CHECK (aroma_axe_2::text IN ('fruit', 'floral', 'spice', 'mineral', 'acidity', 'body', 'tannin')),
     CONSTRAINT client_master_profile_aroma_axe_3_check
-        CHECK (aroma_axe_3 IN ('fruit', 'floral', 'spice', 'mineral', 'acidity', 'body', 'tannin')),
+        CHECK (aroma_axe_3::text IN ('fruit', 'floral', 'spice', 'mineral', 'acidity', 'body', 'tannin')),
     CONSTRAINT client_master_profile_aroma_score_1_check CHECK (aroma_score_1 BETWEEN 1 AND 5),
     CONSTRAINT client_master_profile_aroma_score_2_check CHECK (aroma_score_2 BETWEEN 1 AND 5),
     CONSTRAINT client_master_profile_aroma_score_3_check CHECK (aroma_score_3 BETWEEN 1 AND 5),
     CONSTRAINT client_master_profile_aroma_confidence_check CHECK (aroma_confidence BETWEEN 0 AND 1),
     CONSTRAINT client_master_profile_aroma_level_check
-        CHECK (aroma_level IN ('NONE', 'LOW', 'MEDIUM', 'HIGH')),
+        CHECK (aroma_level::text IN ('NONE', 'LOW', 'MEDIUM', 'HIGH')),
     CONSTRAINT client_master_profile_family_diversity_score_check
         CHECK (family_diversity_score BETWEEN 0 AND 1),
     CONSTRAINT client_master_profile_grape_diversity_score_check

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS crm.reco_item (
     CONSTRAINT reco_item_run_id_customer_code_rank_key UNIQUE (run_id, customer_code, rank),
     CONSTRAINT reco_item_run_id_customer_code_product_key_key UNIQUE (run_id, customer_code, product_key),
     CONSTRAINT reco_item_scenario_check
-        CHECK (scenario IN ('REBUY', 'CROSS_SELL', 'UPSELL', 'WINBACK', 'NURTURE')),
+        CHECK (scenario::text IN ('REBUY', 'CROSS_SELL', 'UPSELL', 'WINBACK', 'NURTURE')),
     CONSTRAINT reco_item_rank_check CHECK (rank BETWEEN 1 AND 3),
     CONSTRAINT reco_item_reasons_json_check CHECK (jsonb_typeof(reasons_json) = 'object')
 );

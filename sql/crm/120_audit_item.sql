@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS crm.audit_item (
         REFERENCES crm.reco_run (run_id) ON DELETE CASCADE,
     CONSTRAINT audit_item_customer_code_fkey FOREIGN KEY (customer_code)
         REFERENCES crm.customer (customer_code) ON DELETE CASCADE,
-    CONSTRAINT audit_item_severity_check CHECK (severity IN ('INFO', 'WARNING', 'ERROR', 'CRITICAL'))
+    CONSTRAINT audit_item_severity_check CHECK (severity::text IN ('INFO', 'WARNING', 'ERROR', 'CRITICAL'))
 );
 
 CREATE INDEX IF NOT EXISTS ix_audit_run_customer ON crm.audit_item (run_id, customer_code);

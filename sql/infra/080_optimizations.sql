@@ -47,3 +47,5 @@ COMMENT ON COLUMN infra.optimizations.progress IS 'Completion, in percent (0 to 
 COMMENT ON COLUMN infra.optimizations.result IS 'Execution result: changed resources, measurements; NULL until finished.';
 COMMENT ON COLUMN infra.optimizations.error_message IS 'Why the execution FAILED or was ROLLED_BACK.';
 COMMENT ON COLUMN infra.optimizations.actual_savings IS 'Measured saving, in USD per month; NULL until measured.';
+COMMENT ON COLUMN infra.optimizations.started_at IS 'When execution started (status EXECUTING).';
+COMMENT ON COLUMN infra.optimizations.completed_at IS 'When execution ended (COMPLETED, FAILED or ROLLED_BACK).';

@@ -27,3 +27,5 @@ COMMENT ON COLUMN planning.stores.location_tier IS 'Location tier (e.g. A, B, C)
 COMMENT ON COLUMN planning.stores.median_income IS 'Median household income of the catchment area, whole currency units.';
 COMMENT ON COLUMN planning.stores.store_format IS 'Store format (e.g. mall, street, outlet).';
 COMMENT ON COLUMN planning.stores.avg_weekly_sales_12mo IS 'Average weekly sales over the last 12 months.';
+COMMENT ON COLUMN planning.stores.store_name IS 'Display name of the store.';
+COMMENT ON COLUMN planning.stores.region IS 'Sales region the store reports to.';

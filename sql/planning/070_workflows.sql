@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS planning.workflows (
     updated_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT workflows_pkey PRIMARY KEY (workflow_id),
     CONSTRAINT workflows_status_check
-        CHECK (status IN ('draft', 'running', 'completed', 'failed', 'archived')),
+        CHECK (status::text IN ('draft', 'running', 'completed', 'failed', 'archived')),
     CONSTRAINT workflows_end_date_check CHECK (end_date >= start_date),
     CONSTRAINT workflows_forecast_parameters_check CHECK (jsonb_typeof(forecast_parameters) = 'object')
 );
