@@ -25,7 +25,7 @@ from .errors import MigrationError, RefusedError, UsageError
 from .lock import BlockerWatch, application_name, migration_lock
 from .fingerprint import ALGORITHM, file_checksum
 from .migration_steps import TIMEOUT_VALUE, ApplyFiles
-from . import paths
+from . import paths, progress
 
 Say = Callable[[str], None]
 
@@ -156,11 +156,20 @@ def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float
     started = time.monotonic()
     applied = []
     with _locked_backend(target, "migrate", lock_timeout, say, **timeouts) as (backend, watch):
-        for m in backend.to_apply(migrations):
+        pending = list(backend.to_apply(migrations))
+        bar = progress.Progress("migrate", total=len(pending))  # a live line on a terminal only
+        for m in pending:
             t0 = time.monotonic()
-            _run(backend.apply_one, m, watch)
+            bar.step(f"{m.id} ({len(files_of(m))} files)")
+            try:
+                _run(backend.apply_one, m, watch)
+            except BaseException:
+                bar.abort()
+                raise
+            bar.done_step()
             applied.append(m.id)
-            say(f"applied {m.id} ({len(files_of(m))} files) in {time.monotonic() - t0:.2f}s")
+            if not bar.active:
+                say(f"applied {m.id} ({len(files_of(m))} files) in {time.monotonic() - t0:.2f}s")
     return Outcome(applied, time.monotonic() - started)
 
 

@@ -133,3 +133,22 @@ def test_default_stream_is_stderr_of_a_real_process():
     os.close(master)
     piped = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, env=env, timeout=60, text=True)
     assert piped.stderr == "" and piped.stdout == "stdout ok\n"
+
+
+def test_migrate_shows_progress_on_a_terminal_and_log_lines_on_a_pipe(empty_url):
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "DATABASE_URL")}
+    proc = subprocess.run([sys.executable, "-m", "dbtool", "migrate", "--module", "planning",
+                           "--database-url", empty_url], stdout=subprocess.PIPE, stderr=slave, env=env,
+                          timeout=120, text=True)
+    os.close(slave)
+    shown = plain(_read_all(master))
+    os.close(master)
+    assert proc.returncode == 0
+    assert "[1/1] migrate: planning_0001_initial (8 files)" in shown and "applied planning" not in shown
+    again = subprocess.run([sys.executable, "-m", "dbtool", "rollback", "--module", "planning", "--database-url",
+                            empty_url], capture_output=True, env=env, timeout=120, text=True)
+    assert again.returncode == 0
+    piped = subprocess.run([sys.executable, "-m", "dbtool", "migrate", "--module", "planning", "--database-url",
+                            empty_url], capture_output=True, env=env, timeout=120, text=True)
+    assert "applied planning_0001_initial (8 files) in" in piped.stderr and "[1/1]" not in piped.stderr
