@@ -330,30 +330,34 @@ def test_missing_database_exits_3(pg_cluster):
     assert 'database "no_such_database" does not exist' in one_line_error(out)
 
 
-def test_role_that_may_not_log_in_exits_3(pg_cluster, empty_db):
+@pytest.fixture
+def role_url(pg_cluster, empty_db):
+    """make(name, attributes) -> URL of the empty test database as a new role; dropped afterwards."""
     empty_db.autocommit = True
-    empty_db.execute("CREATE ROLE no_login NOLOGIN")
-    try:
-        url = pg_cluster.conninfo(empty_db.info.dbname).replace("postgres@", "no_login@")
-        out = run_dbtool("migrate", "--database-url", url)
-        assert out.returncode == 3 and "refused this role" in one_line_error(out)
-    finally:
-        empty_db.execute("DROP ROLE no_login")
+    made = []
+
+    def make(name: str, attributes: str) -> str:
+        empty_db.execute(f"CREATE ROLE {name} {attributes}")
+        made.append(name)
+        return pg_cluster.conninfo(empty_db.info.dbname).replace("postgres@", f"{name}@")
+
+    yield make
+    for name in made:
+        empty_db.execute(f"DROP OWNED BY {name}")
+        empty_db.execute(f"DROP ROLE {name}")
 
 
-def test_role_without_create_privilege_exits_3_and_changes_nothing(pg_cluster, empty_db):
-    empty_db.autocommit = True
-    empty_db.execute("CREATE ROLE low_priv LOGIN")
-    try:
-        url = pg_cluster.conninfo(empty_db.info.dbname).replace("postgres@", "low_priv@")
-        out = run_dbtool("migrate", "--database-url", url)
-        assert out.returncode == 3
-        assert "refused this role: permission denied" in one_line_error(out)
-        assert empty_db.execute("SELECT count(*) FROM pg_tables WHERE schemaname <> ALL(%s)",
-                                (["pg_catalog", "information_schema"],)).fetchone()[0] == 0
-    finally:
-        empty_db.execute("DROP OWNED BY low_priv")
-        empty_db.execute("DROP ROLE low_priv")
+def test_role_that_may_not_log_in_exits_3(role_url):
+    out = run_dbtool("migrate", "--database-url", role_url("no_login", "NOLOGIN"))
+    assert out.returncode == 3 and "refused this role" in one_line_error(out)
+
+
+def test_role_without_create_privilege_exits_3_and_changes_nothing(role_url, empty_db):
+    out = run_dbtool("migrate", "--database-url", role_url("low_priv", "LOGIN"))
+    assert out.returncode == 3
+    assert "refused this role: permission denied" in one_line_error(out)
+    assert empty_db.execute("SELECT count(*) FROM pg_tables WHERE schemaname <> ALL(%s)",
+                            (["pg_catalog", "information_schema"],)).fetchone()[0] == 0
 
 
 # -- dry run and reset ---------------------------------------------------------------------
