@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import psycopg
+from psycopg import sql
 from yoyo import exceptions as yoyo_exc
 from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
@@ -196,17 +197,14 @@ def reset(target: Target, module: str, *, say: Say, lock_timeout: float = DEFAUL
     started = time.monotonic()
     with _locked_backend(target, "reset", lock_timeout, say, **timeouts) as (backend, _watch):
         with backend.transaction():
-            backend.execute(f"DROP SCHEMA IF EXISTS {backend.quote_identifier(module)} CASCADE")
-            for mid in ids:
-                backend.execute(f"DELETE FROM {backend.migration_table_quoted} WHERE migration_id = :id", {"id": mid})
-            backend.execute("DELETE FROM dbtool.applied_file WHERE module = :m"
-                            if _has_bookkeeping(backend) else "SELECT :m", {"m": module})
+            conn = backend.connection
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(module)))
+            conn.execute(sql.SQL("DELETE FROM {} WHERE migration_id = ANY(%s)").format(
+                sql.Identifier(backend.migration_table)), (ids,))
+            if conn.execute("SELECT to_regclass('dbtool.applied_file')").fetchone()[0]:
+                conn.execute("DELETE FROM dbtool.applied_file WHERE module = %s", (module,))
     say(f"reset {module}: schema dropped, {len(ids)} migration record(s) forgotten")
     return Outcome(ids, time.monotonic() - started)
-
-
-def _has_bookkeeping(backend) -> bool:
-    return backend.execute("SELECT to_regclass('dbtool.applied_file') IS NOT NULL").fetchone()[0]
 
 
 def _latest_per_module(todo: list) -> list:
@@ -233,7 +231,8 @@ def _run(fn, migration, watch: BlockerWatch) -> None:
 def _clear_stale_yoyo_lock(backend, say: Say) -> None:
     # We hold the advisory lock, so no other dbtool run is inside yoyo: any row is left by a killed run.
     with backend.transaction():
-        rows = backend.execute(f"DELETE FROM {backend.lock_table_quoted} RETURNING pid, ctime").fetchall()
+        rows = backend.connection.execute(sql.SQL("DELETE FROM {} RETURNING pid, ctime").format(
+            sql.Identifier(backend.lock_table))).fetchall()
     for pid, ctime in rows:
         say(f"cleared a stale yoyo lock left by pid {pid} at {ctime}")
 
