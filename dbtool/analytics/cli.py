@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
+from .. import progress
 from ..cli_common import EPILOG, say, target_for
 from ..errors import UsageError
+
 from . import db
 
 PATH_HELP = f"DuckDB file; default ${db.PATH_ENV}, then var/analytics.duckdb."
@@ -18,7 +20,6 @@ path_option = click.option("--path", type=click.Path(dir_okay=False, path_type=P
                            help=PATH_HELP)
 format_option = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                              show_default=True)
-
 
 @click.group(epilog="""Examples:
 
@@ -31,14 +32,12 @@ format_option = click.option("--format", "fmt", type=click.Choice(["text", "json
 def analytics():
     """DuckDB analytics of the chatbot: schema, sync from PostgreSQL, search, summaries."""
 
-
 @analytics.command(epilog="Example: dbtool analytics init --path /tmp/a.duckdb\n\n" + EPILOG)
 @path_option
 def init(path):
     """Create or update the DuckDB file from sql/duckdb/ (idempotent; each file all or nothing)."""
     target, applied = db.init(path)
     say(f"duckdb: {target}: {len(applied.files)} file(s) applied, {applied.new_objects} new table(s)/index(es)")
-
 
 @analytics.command(epilog="Example: dbtool analytics sync --database-url postgresql://app@db/chatbot\n\n" + EPILOG)
 @click.option("--database-url", metavar="URL",
@@ -53,12 +52,24 @@ def sync(database_url, path, overlap_minutes, wait):
     from .sync import sync as sync_lib
 
     target = target_for(database_url)
+    bar = progress.Progress("sync", total=3)  # a live line per step on a terminal only
+    labels = iter(["sessions", "watermark"])
+
+    def on_step(_done: str) -> None:
+        bar.done_step()
+        if (label := next(labels, None)) is not None:
+            bar.step(label)
+
     with target.connect(application_name="dbtool analytics sync") as pg, db.connect(path) as duck:
         db.apply_schema(duck)  # a first sync needs no separate init
-        out = sync_lib(pg, duck, overlap=timedelta(minutes=overlap_minutes), wait=wait)
+        bar.step("messages (read PostgreSQL, load DuckDB)")
+        try:
+            out = sync_lib(pg, duck, overlap=timedelta(minutes=overlap_minutes), wait=wait, on_step=on_step)
+        except BaseException:
+            bar.abort()
+            raise
     say(f"{out.messages} message(s) and {out.sessions} session(s) copied up to message id "
         f"{out.last_message_id} in {out.seconds:.2f}s")
-
 
 @analytics.command(epilog="Example: dbtool analytics search --like 42 -k 5 --format json\n\n" + EPILOG)
 @path_option
@@ -82,7 +93,6 @@ def search(path, vector, like_id, k, phone, fmt):
         for h in hits:
             click.echo(f"{h.score:8.4f}  {h.id:>10}  {h.phone_number:16} {h.session_id:20} {_short(h.content)}")
 
-
 @analytics.command(epilog="Example: dbtool analytics summary --format json\n\n" + EPILOG)
 @path_option
 @format_option
@@ -93,7 +103,6 @@ def summary(path, fmt):
     with db.connect(path, read_only=True) as duck:
         data = summary_lib(duck)
     click.echo(render_json(data) if fmt == "json" else render_text(data))
-
 
 def _vector(text: str) -> list[float]:
     if text.startswith("@"):
@@ -109,13 +118,11 @@ def _vector(text: str) -> list[float]:
         raise UsageError("--vector must be a JSON list of numbers")
     return values
 
-
 def _stored(duck, message_id: int) -> list[float]:
     row = duck.execute("SELECT embedding::FLOAT[] FROM message_embeddings WHERE id = ?", [message_id]).fetchall()
     if not row:
         raise UsageError(f"no embedding for message id {message_id}")
     return row[0][0]
-
 
 def _short(text: str | None, width: int = 60) -> str:
     text = " ".join((text or "").split())

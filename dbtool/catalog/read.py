@@ -8,6 +8,9 @@ pinned to pg_catalog so every name in a definition comes out schema-qualified.
 
 from __future__ import annotations
 
+import queue
+import threading
+
 import psycopg
 
 KINDS = ("schema", "table", "column", "constraint", "index", "enum", "trigger", "function")
@@ -40,7 +43,13 @@ QUERIES = {
         SELECT n.nspname, c.relname, con.conname, con.contype::text, pg_get_constraintdef(con.oid),
                con.convalidated, con.condeferrable, con.condeferred,
                con.confrelid::regclass::text, con.confupdtype::text, con.confdeltype::text, con.confmatchtype::text,
-               con.conrelid, con.conkey, con.confrelid, con.confkey, con.conindid
+               con.conrelid, con.conkey, con.confrelid, con.confkey, con.conindid,
+               CASE WHEN con.contype = 'f' AND NOT con.confrelid IN (
+                        SELECT c2.oid FROM pg_class c2 JOIN pg_namespace n2 ON n2.oid = c2.relnamespace
+                        WHERE n2.nspname = ANY(%(schemas)s))
+                    THEN ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
+                               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o)
+               END
         FROM pg_constraint con
         JOIN pg_class c ON c.oid = con.conrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -78,16 +87,10 @@ QUERIES = {
 }
 
 
-ATTNAMES_SQL = """
-    SELECT attrelid, attnum, attname FROM pg_attribute WHERE attrelid = ANY(%(oids)s) AND attnum > 0
-"""
-
-
 class _Reader:
     """Shapes rows into {name: attributes}; resolves column numbers and index owners across kinds."""
 
-    def __init__(self, cur):
-        self.cur = cur
+    def __init__(self):
         self.attnames: dict[tuple[int, int], str] = {}
         self.index_constraint: dict[int, str] = {}
 
@@ -114,13 +117,9 @@ class _Reader:
         return out
 
     def constraint(self, rows):
-        missing = {r[14] for r in rows if r[14] and any((r[14], n) not in self.attnames for n in r[15] or ())}
-        if missing:  # a foreign key to a table outside the schemas read
-            for relid, num, att in self.cur.execute(ATTNAMES_SQL, {"oids": list(missing)}).fetchall():
-                self.attnames[relid, num] = att
         out = {}
         for (nsp, rel, name, contype, definition, validated, deferrable, deferred, ref, upd, dele, match,
-             relid, key, refid, refkey, indid) in rows:
+             relid, key, refid, refkey, indid, external_ref_columns) in rows:
             if indid and contype in "pux":
                 self.index_constraint[indid] = name
             if definition.endswith(" NOT VALID"):  # validity is reported as health, not as a definition
@@ -129,7 +128,8 @@ class _Reader:
                      "columns": self.names(relid, key), "definition": definition, "validated": validated,
                      "deferrable": deferrable, "initially_deferred": deferred}
             if contype == "f":
-                attrs.update(references=ref, ref_columns=self.names(refid, refkey), on_update=FK_ACTIONS[upd],
+                ref_columns = external_ref_columns or self.names(refid, refkey)
+                attrs.update(references=ref, ref_columns=list(ref_columns), on_update=FK_ACTIONS[upd],
                              on_delete=FK_ACTIONS[dele], match=FK_MATCH.get(match, match))
             out[f"{nsp}.{rel}.{name}"] = attrs
         return out
@@ -156,20 +156,35 @@ class _Reader:
 def read_catalog(conn: psycopg.Connection, schemas: list[str]) -> dict[str, dict[str, dict]]:
     """One query per kind, whatever the number of tables. Leaves no transaction open.
 
-    The queries go out together in pipeline mode, so the server works on the next
-    kind while Python shapes the rows of the previous one.
+    A worker thread runs the queries one after another while this thread shapes the rows of
+    the kinds already fetched: the Python work hides behind the server's. Only the worker
+    touches the connection until it is done.
     """
     catalog: dict[str, dict[str, dict]] = {}
     params = {"schemas": list(schemas)}
+    fetched: queue.Queue = queue.Queue()
+
+    def fetch() -> None:
+        try:
+            with conn.cursor() as cur:
+                for kind in KINDS:
+                    fetched.put((kind, cur.execute(QUERIES[kind], params).fetchall()))
+        except BaseException as exc:  # handed to the caller's thread
+            fetched.put((None, exc))
+
     with conn.transaction():
         conn.execute("SET LOCAL search_path = pg_catalog")
-        with conn.pipeline():
-            cursors = {kind: conn.cursor() for kind in KINDS}
-            for kind, cur in cursors.items():
-                cur.execute(QUERIES[kind], params)
-            reader = _Reader(conn.cursor())
-            for kind in KINDS:  # order matters: columns before constraints before indexes
-                catalog[kind] = getattr(reader, kind)(cursors[kind].fetchall())
+        worker = threading.Thread(target=fetch, name="dbtool-catalog-read", daemon=True)
+        worker.start()
+        try:
+            reader = _Reader()
+            for _ in KINDS:  # in KINDS order: columns before constraints before indexes
+                kind, rows = fetched.get()
+                if kind is None:
+                    raise rows
+                catalog[kind] = getattr(reader, kind)(rows)
+        finally:
+            worker.join()
     return catalog
 
 
