@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .errors import ConnectError, UsageError
+from .errors import ConnectError, UsageError, first_line  # noqa: F401 (re-exported)
 
 LIBPQ_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", "PGPASSWORD")
 _DRIVER_SUFFIX = re.compile(r"^(postgres(?:ql)?)\+\w+://")
@@ -67,11 +67,6 @@ class Target:
             raise ConnectError(self.mask(describe_connect_error(self.display(), exc))) from None
         except psycopg.ProgrammingError as exc:  # malformed conninfo
             raise UsageError(self.mask(f"invalid database URL: {first_line(exc)}")) from None
-
-
-def first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else exc.__class__.__name__
 
 
 def describe_connect_error(where: str, exc: BaseException) -> str:

@@ -9,6 +9,12 @@ EXIT_USAGE = 2
 EXIT_CONNECT = 3
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message: what a one-line error shows."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else exc.__class__.__name__
+
+
 class DbtoolError(Exception):
     """An expected failure, printed as one line without a traceback."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from .errors import DbtoolError
+from .errors import DbtoolError, first_line
 from .paths import SQL_DIR
 
 SEED_DIR = SQL_DIR / "seed"
@@ -33,12 +33,8 @@ def apply(conn: psycopg.Connection, module: str, *, clear: bool = False) -> Path
         with conn.transaction():
             conn.execute(path.read_text(encoding="utf-8"))  # no parameters: the file may hold many statements
     except psycopg.errors.UndefinedTable as exc:
-        raise SeedError(f"{path.name}: {_first_line(exc)} (is the {module} module migrated? run `dbtool migrate`)") \
+        raise SeedError(f"{path.name}: {first_line(exc)} (is the {module} module migrated? run `dbtool migrate`)") \
             from None
     except psycopg.Error as exc:
-        raise SeedError(f"{path.name}: {_first_line(exc)}; nothing changed") from None
+        raise SeedError(f"{path.name}: {first_line(exc)}; nothing changed") from None
     return path
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..errors import DbtoolError, UsageError
+from ..errors import DbtoolError, UsageError, first_line  # noqa: F401 (sync imports it from here)
 from ..paths import SQL_DIR, VAR_DIR
 
 DUCKDB_SQL_DIR = SQL_DIR / "duckdb"
@@ -42,11 +42,6 @@ def connect(path: str | Path | None = None, *, read_only: bool = False) -> duckd
         return duckdb.connect(str(target), read_only=read_only)
     except duckdb.Error as exc:
         raise AnalyticsError(f"cannot open DuckDB file {target}: {first_line(exc)}") from None
-
-
-def first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else exc.__class__.__name__
 
 
 def sql_files(sql_dir: Path = DUCKDB_SQL_DIR) -> list[Path]:

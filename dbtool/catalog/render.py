@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections import defaultdict
 from xml.etree import ElementTree as ET
 
+from ..progress import colour_enabled
 from .diff import ERROR, INFO, WARNING
 from .validate import Report
 
@@ -16,8 +16,7 @@ COLOURS = {ERROR: "\033[31m", WARNING: "\033[33m", INFO: "\033[2m"}
 
 
 def use_colour(stream=None) -> bool:
-    stream = stream or sys.stdout
-    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    return colour_enabled(stream or sys.stdout)
 
 
 def text(report: Report, *, verbose: bool = False, colour: bool = False) -> str:
