@@ -42,6 +42,10 @@ bench: $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python -m bench
 
+lint: $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[lint]'
+	$(BIN)/ruff check dbtool tests bench
+
 db-up: $(STAMP)
 	$(DBTOOL) devdb up
 

@@ -100,7 +100,7 @@ def bench_search(n: int, workdir: Path) -> None:
     ], baseline="numpy floor (pre-normalised float32)")
     _CACHE.pop(duck, None)
     duck.close()
-    del floor
+    floor = None  # noqa: F841 (free the floor's matrix before the next size)
     gc.collect()
     path.unlink()
 
@@ -131,7 +131,8 @@ def bench_sync(workdir: Path) -> None:
                                               response_time_ms, created_at)
                 SELECT 1 + g %% 10000, CASE WHEN g %% 2 = 0 THEN 'user' ELSE 'assistant' END,
                        'Quero um carro ' || g || ' com bom consumo, até 80 mil',
-                       CASE WHEN g %% 2 = 0 THEN (ARRAY['ask_price', 'schedule_test_drive', 'greeting'])[1 + g %% 3] END,
+                       CASE WHEN g %% 2 = 0
+                            THEN (ARRAY['ask_price', 'schedule_test_drive', 'greeting'])[1 + g %% 3] END,
                        CASE WHEN g %% 2 = 0 THEN (ARRAY['positive', 'neutral', 'negative'])[1 + g %% 3] END,
                        (g %% 100) / 100.0, jsonb_build_object('brand', 'Fiat', 'year', 2015 + g %% 10),
                        CASE WHEN g %% 2 = 1 THEN 100 + g %% 900 END,

@@ -15,6 +15,7 @@ from . import migrate as migrate_lib
 from .cli_common import EPILOG, database_options, lock_options, say, target_for
 from .errors import EXIT_USAGE, DbtoolError, UsageError
 
+
 @click.group(epilog="""Examples:
 
 \b
@@ -128,7 +129,8 @@ with --strict); files edited after they were applied are errors.
               help="Also check this DuckDB analytics file against sql/duckdb/ (default: $DBTOOL_DUCKDB_PATH).")
 def validate(database_url, modules, strict, fmt, from_sql, verbose, duckdb_path):
     """Compare the live catalog with what sql/ describes; report every difference."""
-    from .catalog import render, validate as validate_lib
+    from .catalog import render
+    from .catalog import validate as validate_lib
 
     target = target_for(database_url)
     ids = {m: [mig.id for mig in migrate_lib.load([m])] for m in modules}
@@ -149,7 +151,8 @@ def snapshot(database_url):
     """Regenerate what is derived from sql/: expected catalogs, psql entry files, typed rows."""
     from . import psql_entry
     from .catalog import expected
-    from .paths import ROOT, modules as all_modules
+    from .paths import ROOT
+    from .paths import modules as all_modules
     from .repo import _generate
 
     target = target_for(database_url)
@@ -185,10 +188,13 @@ def devdb_down():
 # Commands defined in their own modules register here.
 # (keep this list short: one import and one add_command per module)
 from .data_cli import erase_user, seed, smoke, stats  # noqa: E402
+
 for _cmd in (seed, stats, smoke, erase_user): cli.add_command(_cmd)  # noqa: E701
 from .analytics.cli import analytics  # noqa: E402
+
 cli.add_command(analytics)
 from .docs_cli import backup, docs, restore, wait  # noqa: E402
+
 for _cmd in (wait, backup, restore, docs): cli.add_command(_cmd)  # noqa: E701
 
 

@@ -6,7 +6,8 @@ import functools
 
 import click
 
-from . import config, migrate as migrate_lib
+from . import config
+from . import migrate as migrate_lib
 
 EPILOG = "Exit codes: 0 ok, 1 drift or failure, 2 usage error, 3 cannot connect or refused."
 

@@ -35,7 +35,8 @@ class Target:
 
     @property
     def password(self) -> str | None:
-        return self.params.get("password") or (os.environ.get("PGPASSWORD") if self.source == "PG* environment" else None)
+        from_env = os.environ.get("PGPASSWORD") if self.source == "PG* environment" else None
+        return self.params.get("password") or from_env
 
     def display(self) -> str:
         """user@host:port/dbname, never the password."""

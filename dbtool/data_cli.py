@@ -6,7 +6,9 @@ import json
 
 import click
 
-from . import seed as seed_lib, smoke as smoke_lib, stats as stats_lib
+from . import seed as seed_lib
+from . import smoke as smoke_lib
+from . import stats as stats_lib
 from .cli_common import EPILOG, database_options, say, target_for
 from .errors import EXIT_FINDINGS
 
@@ -53,7 +55,7 @@ def smoke(database_url, modules):
     return EXIT_FINDINGS if failed else 0
 
 
-@click.command("erase-user", epilog="""Example: dbtool erase-user --phone +5511999990000 --duckdb var/analytics.duckdb --yes
+@click.command("erase-user", epilog="""Example: dbtool erase-user --phone +5511999990000 --yes
 
 Deletes the user's rows in every chatbot table (and in the DuckDB analytics file when one is
 given or configured) in one PostgreSQL transaction, and prints how many rows per table.

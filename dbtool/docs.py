@@ -17,7 +17,8 @@ from pathlib import Path
 import click
 
 from .catalog.expected import load_snapshot
-from .paths import ROOT, modules as all_modules
+from .paths import ROOT
+from .paths import modules as all_modules
 
 DOCS_DIR = ROOT / "docs"
 REGENERATE = "Regenerate with `make docs` (or `dbtool docs`); a test fails when this file is stale."

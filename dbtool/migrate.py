@@ -21,12 +21,12 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
 
+from . import paths, progress
 from .config import Target, first_line
 from .errors import MigrationError, RefusedError, UsageError
-from .lock import BlockerWatch, application_name, migration_lock
 from .fingerprint import ALGORITHM, file_checksum
+from .lock import BlockerWatch, application_name, migration_lock
 from .migration_steps import TIMEOUT_VALUE, ApplyFiles
-from . import paths, progress
 
 Say = Callable[[str], None]
 
@@ -112,7 +112,8 @@ def load(modules: list[str]):
         for m in migrations:
             m.load()
     except yoyo_exc.BadMigration as exc:
-        raise MigrationError(f"cannot load migration: {exc.args[0]}: {first_line(exc.args[1]) if len(exc.args) > 1 else ''}") from None
+        why = first_line(exc.args[1]) if len(exc.args) > 1 else "invalid"
+        raise MigrationError(f"cannot load migration: {exc.args[0]}: {why}") from None
     return migrations
 
 

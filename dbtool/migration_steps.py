@@ -15,9 +15,9 @@ import psycopg
 import sqlparse
 from psycopg import sql
 
+from . import paths as where
 from .errors import MigrationError
 from .fingerprint import ALGORITHM, BOOKKEEPING_DDL, checksum
-from . import paths as where
 
 RECORD_SQL = """
 INSERT INTO dbtool.applied_file (migration_id, module, file, checksum, algorithm)

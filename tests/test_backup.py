@@ -8,7 +8,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from dbtool import backup as backup_lib, seed as seed_lib
+from dbtool import backup as backup_lib
+from dbtool import seed as seed_lib
 from dbtool.catalog.expected import load_snapshot
 from dbtool.config import Target
 from dbtool.paths import VAR_DIR, modules

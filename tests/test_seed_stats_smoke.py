@@ -8,7 +8,8 @@ import subprocess
 import psycopg
 import pytest
 
-from dbtool import pool, seed as seed_lib
+from dbtool import pool
+from dbtool import seed as seed_lib
 from dbtool.config import Target
 from dbtool.paths import modules
 from dbtool.repo.crm import reco_run

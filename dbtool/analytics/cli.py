@@ -12,7 +12,6 @@ import click
 from .. import progress
 from ..cli_common import EPILOG, say, target_for
 from ..errors import UsageError
-
 from . import db
 
 PATH_HELP = f"DuckDB file; default ${db.PATH_ENV}, then var/analytics.duckdb."
@@ -98,7 +97,8 @@ def search(path, vector, like_id, k, phone, fmt):
 @format_option
 def summary(path, fmt):
     """Messages per intent, sentiments, response-time percentiles, daily volume, qualification funnel."""
-    from .summaries import render_json, render_text, summary as summary_lib
+    from .summaries import render_json, render_text
+    from .summaries import summary as summary_lib
 
     with db.connect(path, read_only=True) as duck:
         data = summary_lib(duck)

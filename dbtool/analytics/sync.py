@@ -55,7 +55,8 @@ SESSIONS_COPY = """
             WHERE s.updated_at > %(since)s
                OR s.id IN (SELECT m.session_id FROM chatbot.messages m WHERE m.id > %(after)s AND m.id <= %(upto)s)),
         msg AS (
-            SELECT m.id, m.session_id, m.role, m.intent, m.entities FROM chatbot.messages m WHERE m.session_id IN (SELECT id FROM sel) AND m.id <= %(upto)s),
+            SELECT m.id, m.session_id, m.role, m.intent, m.entities FROM chatbot.messages m
+            WHERE m.session_id IN (SELECT id FROM sel) AND m.id <= %(upto)s),
         st AS (
             SELECT session_id, count(*) AS n, count(*) FILTER (WHERE role = 'user') AS n_user,
                    string_agg(DISTINCT intent, ', ' ORDER BY intent) AS intents
@@ -103,7 +104,8 @@ def _read_csv(path: Path, columns: dict[str, str]) -> str:
 
 def _state(duck: duckdb.DuckDBPyConnection) -> tuple[int, str | None]:
     rows = dict((r[0], r[1:]) for r in duck.execute(
-        "SELECT source, last_id, strftime(timezone('UTC', last_updated_at), '%Y-%m-%d %H:%M:%S.%f+00') FROM analytics_sync_state"
+        "SELECT source, last_id, strftime(timezone('UTC', last_updated_at), '%Y-%m-%d %H:%M:%S.%f+00')"
+        " FROM analytics_sync_state"
     ).fetchall())
     last_id = (rows.get("messages") or (0, None))[0] or 0
     last_updated = (rows.get("sessions") or (None, None))[1]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import psycopg
 
-from ..fingerprint import ALGORITHM, file_checksum
 from .. import paths
+from ..fingerprint import ALGORITHM, file_checksum
 from .diff import ERROR, INFO, WARNING, Finding
 
 APPLIED_SQL = """

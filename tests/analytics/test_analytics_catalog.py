@@ -34,7 +34,8 @@ def diff(expected: dict, live: dict) -> set[tuple[str, str, str]]:
 
 
 def test_expected_catalog_describes_the_spec_tables(expected):
-    assert {"duckdb.conversation_context", "duckdb.message_history", "duckdb.message_embeddings"} <= set(expected["table"])
+    spec_tables = {"duckdb.conversation_context", "duckdb.message_history", "duckdb.message_embeddings"}
+    assert spec_tables <= set(expected["table"])
     assert expected["column"]["duckdb.message_embeddings.embedding"]["type"] == "FLOAT[384]"
     assert expected["column"]["duckdb.conversation_context.key_entities"]["type"] == "JSON"
     assert expected["index"]["duckdb.message_history.message_history_phone_number_created_at_idx"]["definition"] \

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from analytics_helpers import count, fresh_duck
 from dbtool.analytics.embeddings import add_embeddings
 from dbtool.analytics.erase import erase_phone
-from analytics_helpers import count, fresh_duck
 
 A, B = "+5511911111111", "+5511922222222"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from analytics_helpers import count, fresh_duck
 from dbtool.analytics.db import AnalyticsError
 from dbtool.analytics.embeddings import add_embeddings, search_similar
 from dbtool.analytics.erase import erase_phone
-from analytics_helpers import count, fresh_duck
 
 DIM = 384
 PHONES = ["+5511900000001", "+5511900000002", "+5511900000003"]

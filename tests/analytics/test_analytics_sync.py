@@ -8,9 +8,9 @@ import duckdb
 import psycopg
 import pytest
 
+from analytics_helpers import add_messages, add_session, add_user, count, fresh_duck
 from dbtool.analytics.db import AnalyticsError
 from dbtool.analytics.sync import sync
-from analytics_helpers import add_messages, add_session, add_user, count, fresh_duck
 from helpers import run_dbtool
 
 

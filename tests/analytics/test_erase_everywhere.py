@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import duckdb
 
+from analytics_helpers import add_messages, add_session, add_user, count
 from dbtool.analytics.db import init
 from dbtool.analytics.sync import sync
 from dbtool.config import Target
-from analytics_helpers import add_messages, add_session, add_user, count
 from helpers import run_dbtool
 
 A, B = "+5511933333333", "+5511944444444"

@@ -7,8 +7,15 @@ import datetime as dt
 
 import pytest
 
-from dbtool.repo.chatbot import (car_interactions, human_handoffs, messages, metrics_daily, qualified_leads, sessions,
-                                 users)
+from dbtool.repo.chatbot import (
+    car_interactions,
+    human_handoffs,
+    messages,
+    metrics_daily,
+    qualified_leads,
+    sessions,
+    users,
+)
 from dbtool.repo.errors import IllegalTransition, NotFound
 
 T0 = dt.datetime(2025, 5, 1, 10, 0, tzinfo=dt.timezone.utc)

@@ -6,7 +6,8 @@ import datetime as dt
 import importlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dbtool.catalog.expected import load_snapshot, table_columns
 from dbtool.paths import modules

@@ -5,8 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from dbtool.repo.crm import (audit_item, client_master_profile, contact_event, customer, outcome_event, product,
-                             product_alias, reco_item, reco_run)
+from dbtool.repo.crm import (
+    audit_item,
+    client_master_profile,
+    contact_event,
+    customer,
+    outcome_event,
+    product,
+    product_alias,
+    reco_item,
+    reco_run,
+)
 from dbtool.repo.crm.reco_item import Candidate
 
 TODAY = dt.date(2025, 6, 30)
