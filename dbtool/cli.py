@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 import click
+import duckdb
+import psycopg
 
 from . import migrate as migrate_lib
 from .cli_common import EPILOG, database_options, lock_options, say, target_for
-from .errors import EXIT_USAGE, DbtoolError, UsageError
+from .config import mask_secrets
+from .errors import EXIT_CONNECT, EXIT_FINDINGS, EXIT_USAGE, DbtoolError, UsageError, first_line
 
 
 @click.group(epilog="""Examples:
@@ -69,10 +72,11 @@ def status(database_url, modules, fmt, exit_code):
                                "migrations": [s.as_dict() for s in states]}, indent=2))
     else:
         for s in states:
-            when = s.applied_at.strftime("%Y-%m-%d %H:%M:%S UTC") if s.applied_at else "pending"
+            when = s.applied_at.strftime("%Y-%m-%d %H:%M:%S UTC") if s.applied_at else (
+                "applied" if s.applied else "pending")
             changed = f"  changed since applied: {', '.join(s.changed_files)}" if s.changed_files else ""
             click.echo(f"{s.module:10} {s.id:40} {when}{changed}")
-    return 1 if exit_code and any(s.applied_at is None for s in states) else 0
+    return 1 if exit_code and any(not s.applied for s in states) else 0
 
 
 @cli.command(epilog="Example: dbtool rollback --module infra --all\n\n" + EPILOG)
@@ -125,7 +129,8 @@ with --strict); files edited after they were applied are errors.
 @click.option("--from-sql", is_flag=True,
               help="Build the expectation from sql/ now, on a scratch database of the same server (needs CREATEDB).")
 @click.option("--verbose", "-v", is_flag=True, help="Also show informational findings (column order, comments).")
-@click.option("--duckdb", "duckdb_path", type=click.Path(dir_okay=False, path_type=Path), envvar="DBTOOL_DUCKDB_PATH",
+@click.option("--duckdb", "duckdb_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="DBTOOL_DUCKDB_PATH",
               help="Also check this DuckDB analytics file against sql/duckdb/ (default: $DBTOOL_DUCKDB_PATH).")
 def validate(database_url, modules, strict, fmt, from_sql, verbose, duckdb_path):
     """Compare the live catalog with what sql/ describes; report every difference."""
@@ -209,8 +214,18 @@ def main() -> None:
         exc.show()
         sys.exit(EXIT_USAGE)
     except DbtoolError as exc:
-        say(f"dbtool: {exc}")
+        say(f"dbtool: {mask_secrets(str(exc))}")
         sys.exit(exc.exit_code)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        say(f"dbtool: the server refused this role: {mask_secrets(first_line(exc))}")
+        sys.exit(EXIT_CONNECT)
+    except psycopg.OperationalError as exc:  # the connection broke, the server went away
+        say(f"dbtool: lost the database: {mask_secrets(first_line(exc))}")
+        sys.exit(EXIT_CONNECT)
+    except (psycopg.Error, duckdb.Error) as exc:  # anything else the database said: one line, not a traceback
+        say(f"dbtool: {'DuckDB' if isinstance(exc, duckdb.Error) else 'database'} error: "
+            f"{mask_secrets(first_line(exc))}")
+        sys.exit(EXIT_FINDINGS)
     except KeyboardInterrupt:
         say("interrupted")
         sys.exit(130)

@@ -16,11 +16,18 @@ def say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def database_options(fn):
-    """--database-url and --module, shared by every command that talks to PostgreSQL."""
+DATABASE_URL_HELP = "PostgreSQL URL; default DATABASE_URL, then PG* variables, then the local dev cluster."
 
-    @click.option("--database-url", envvar=None, metavar="URL",
-                  help="PostgreSQL URL; default DATABASE_URL, then PG* variables, then the local dev cluster.")
+
+def database_url_option(fn):
+    """--database-url, for commands that talk to PostgreSQL."""
+    return click.option("--database-url", metavar="URL", help=DATABASE_URL_HELP)(fn)
+
+
+def database_options(fn):
+    """--database-url and --module, shared by every command that acts on schema modules."""
+
+    @database_url_option
     @click.option("--module", "-m", "modules", multiple=True, metavar="M",
                   help="Act on this schema module only (repeatable).")
     @functools.wraps(fn)

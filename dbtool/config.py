@@ -50,24 +50,41 @@ class Target:
 
     def mask(self, text: str) -> str:
         """Remove the password from any text that might echo it (URLs, libpq messages)."""
-        pw = self.password
+        try:
+            pw = self.password
+        except psycopg.ProgrammingError:  # unparsable conninfo: the URL pattern below still applies
+            pw = None
         if pw:
             text = text.replace(pw, "***")
-        return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+        return mask_secrets(text)
 
     def with_params(self, **params) -> "Target":
         return Target(make_conninfo(self.conninfo, **params), self.source)
 
     def connect(self, *, application_name: str = "dbtool", autocommit: bool = False, **kw) -> psycopg.Connection:
         params = {"application_name": application_name, **kw}
-        if "connect_timeout" not in self.params:
-            params["connect_timeout"] = int(os.environ.get("DBTOOL_CONNECT_TIMEOUT", "10"))
+        if "connect_timeout" not in params and "connect_timeout" not in self.params:
+            params["connect_timeout"] = default_connect_timeout()
         try:
             return psycopg.connect(self.conninfo, autocommit=autocommit, **params)
         except psycopg.OperationalError as exc:
             raise ConnectError(self.mask(describe_connect_error(self.display(), exc))) from None
         except psycopg.ProgrammingError as exc:  # malformed conninfo
             raise UsageError(self.mask(f"invalid database URL: {first_line(exc)}")) from None
+
+
+def mask_secrets(text: str) -> str:
+    """Passwords in URLs (user:pw@) and in conninfo strings (password=...) become ***."""
+    text = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text)
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+
+def default_connect_timeout() -> int:
+    raw = os.environ.get("DBTOOL_CONNECT_TIMEOUT", "10")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise UsageError(f"DBTOOL_CONNECT_TIMEOUT={raw!r}: give whole seconds") from None
 
 
 def describe_connect_error(where: str, exc: BaseException) -> str:
@@ -96,12 +113,22 @@ def _tail(text: str) -> str:
     return text.rsplit("failed:", 1)[-1].strip() or text
 
 
+def parsed(url: str, source: str) -> Target:
+    """A Target for a URL or conninfo string, refused in one masked line when libpq cannot parse it."""
+    target = Target(normalise_url(url), source)
+    try:
+        target.params
+    except psycopg.ProgrammingError as exc:
+        raise UsageError(target.mask(f"invalid database URL from {source}: {first_line(exc)}")) from None
+    return target
+
+
 def resolve(database_url: str | None = None, *, start_dev: bool = True) -> Target:
     if database_url:
-        return Target(normalise_url(database_url), "--database-url")
+        return parsed(database_url, "--database-url")
     env_url = os.environ.get("DATABASE_URL")
     if env_url:
-        return Target(normalise_url(env_url), "DATABASE_URL")
+        return parsed(env_url, "DATABASE_URL")
     if any(os.environ.get(v) for v in LIBPQ_VARS):
         return Target("", "PG* environment")
     from . import devdb

@@ -16,9 +16,19 @@ def first_line(exc: BaseException) -> str:
 
 
 class DbtoolError(Exception):
-    """An expected failure, printed as one line without a traceback."""
+    """An expected failure, printed as one line without a traceback.
+
+    Give `sqlstate` when the failure is the database's: a refused privilege (42501)
+    then exits 3 like any other refusal, whatever the subclass.
+    """
 
     exit_code = EXIT_FINDINGS
+
+    def __init__(self, message: str = "", *, sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        if sqlstate == "42501":  # insufficient_privilege
+            self.exit_code = EXIT_CONNECT
 
 
 class UsageError(DbtoolError):
@@ -37,11 +47,3 @@ class RefusedError(ConnectError):
 
 class MigrationError(DbtoolError):
     """A migration failed; the database was left as it was."""
-
-    exit_code = EXIT_FINDINGS
-
-    def __init__(self, message: str, *, sqlstate: str | None = None):
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        if sqlstate == "42501":  # insufficient_privilege: the server refused this role
-            self.exit_code = EXIT_CONNECT

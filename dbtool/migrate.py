@@ -24,7 +24,7 @@ from yoyo.connections import parse_uri
 from . import paths, progress
 from .config import Target, first_line
 from .errors import MigrationError, RefusedError, UsageError
-from .fingerprint import ALGORITHM, file_checksum
+from .history import read_history
 from .lock import BlockerWatch, application_name, migration_lock
 from .migration_steps import TIMEOUT_VALUE, ApplyFiles
 
@@ -81,13 +81,25 @@ def open_backend(target: Target, command: str, *, ddl_lock_timeout: str = DEFAUL
         "target": target, "app_name": application_name(command), "session_options": options})
     try:
         backend = cls(parse_uri("postgresql+psycopg://"), "_yoyo_migration")
-        backend.init_database()
+        try:
+            backend.init_database()
+        except BaseException:
+            backend.connection.close()
+            raise
     except psycopg.errors.InsufficientPrivilege as exc:
         raise RefusedError(f"the server refused this role: {first_line(exc)} "
                            "(migrate needs CREATE on the database and on schema public)") from None
     except psycopg.Error as exc:
         raise MigrationError(f"cannot prepare yoyo's tables: {first_line(exc)}", sqlstate=exc.sqlstate) from None
     return backend
+
+
+def _share_history(backend) -> None:
+    # Which migrations ran is not secret: let read-only roles run `status` and `validate`.
+    backend.ensure_internal_schema_updated()  # creates yoyo's tables (outside a transaction, under its lock)
+    with backend.transaction():
+        for table in (backend.migration_table, backend.log_table):
+            backend.connection.execute(sql.SQL("GRANT SELECT ON {} TO PUBLIC").format(sql.Identifier(table)))
 
 
 def check_modules(requested: tuple[str, ...] | list[str] | None) -> list[str]:
@@ -121,8 +133,12 @@ def module_of(migration) -> str:
     return Path(migration.path).parent.name
 
 
+def file_steps(migration) -> list[ApplyFiles]:
+    return [s._apply for s in _steps(migration) if isinstance(getattr(s, "_apply", None), ApplyFiles)]
+
+
 def files_of(migration) -> list:
-    return [p for s in _steps(migration) if isinstance(getattr(s, "_apply", None), ApplyFiles) for p in s._apply.paths]
+    return [p for step in file_steps(migration) for p in step.paths]
 
 
 def _steps(migration):
@@ -144,6 +160,7 @@ def _locked_backend(target: Target, command: str, lock_timeout: float, say: Say,
         try:
             _clear_stale_yoyo_lock(backend, say)
             with backend.lock(), BlockerWatch(lock_conn, application_name(command)) as watch:
+                _share_history(backend)
                 yield backend, watch
         finally:
             backend.connection.close()
@@ -242,11 +259,12 @@ def _clear_stale_yoyo_lock(backend, say: Say) -> None:
 class MigrationState:
     id: str
     module: str
-    applied_at: datetime | None
+    applied: bool
+    applied_at: datetime | None  # None when applied but this role cannot read yoyo's records
     changed_files: list[str]
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "module": self.module, "pending": self.applied_at is None,
+        return {"id": self.id, "module": self.module, "pending": not self.applied,
                 "applied_at": self.applied_at.isoformat() + "Z" if self.applied_at else None,
                 "changed_files": self.changed_files}
 
@@ -255,29 +273,23 @@ def status(target: Target, modules: list[str]) -> list[MigrationState]:
     """Read-only: reads yoyo's table directly rather than letting yoyo create its tables."""
     migrations = load(modules)
     with target.connect(application_name=application_name("status")) as conn:
-        applied, recorded = {}, []
-        if conn.execute("SELECT to_regclass('_yoyo_migration')").fetchone()[0]:
-            applied = dict(conn.execute("SELECT migration_id, applied_at_utc FROM _yoyo_migration").fetchall())
-        if conn.execute("SELECT to_regclass('dbtool.applied_file')").fetchone()[0]:
-            recorded = conn.execute("SELECT migration_id, file, checksum, algorithm FROM dbtool.applied_file"
-                                    ).fetchall()
-    changed: dict[str, list[str]] = {}
-    for mid, file, digest, algorithm in recorded:
-        path = paths.SQL_DIR / file
-        if algorithm == ALGORITHM and (not path.exists() or file_checksum(path) != digest):
-            changed.setdefault(mid, []).append(f"sql/{file}")
-    return [MigrationState(m.id, module_of(m), applied.get(m.id), changed.get(m.id, [])) for m in migrations]
+        history = read_history(conn)
+    if history.unreadable:
+        raise RefusedError(f"the server refused this role: permission denied to read {', '.join(history.unreadable)} "
+                           "(which migrations ran)")
+    return [MigrationState(m.id, module_of(m), m.id in history.applied, history.applied.get(m.id),
+                           history.changed_files(m.id)) for m in migrations]
 
 
 def _dry_run(target: Target, migrations, say: Say) -> Outcome:
-    pending = [s for s in status(target, sorted({module_of(m) for m in migrations})) if s.applied_at is None]
+    pending = [s for s in status(target, sorted({module_of(m) for m in migrations})) if not s.applied]
     by_id = {m.id: m for m in migrations}
     for s in pending:
         m = by_id[s.id]
         say(f"-- pending: {m.id}")
-        for path in files_of(m):
-            print(f"-- file: {path.relative_to(paths.ROOT)}")
-            print(path.read_text(encoding="utf-8-sig"))
+        for f in (f for step in file_steps(m) for f in step.load()):  # one-line errors, as migrate gives
+            print(f"-- file: {f.path.relative_to(paths.SQL_DIR.parent)}")
+            print(f.data.decode("utf-8-sig"))
     if not pending:
         say("nothing to apply")
     return Outcome([s.id for s in pending], 0.0)

@@ -169,8 +169,8 @@ class ApplyFiles:
         settings = {k: f.directives[k] for k in ("lock_timeout", "statement_timeout") if k in f.directives}
         if not f.transactional:
             settings.setdefault("lock_timeout", "0")  # a concurrent build waits for old transactions by design
-        for key, value in settings.items():
-            cur.execute(sql.SQL("SET {} {} = {}").format(sql.SQL(scope), sql.Identifier(key), sql.Literal(value)))
+        for key, value in settings.items():  # set_config(name, value, is_local): values stay bound
+            cur.execute("SELECT set_config(%s, %s, %s)", (key, value, in_transaction))
         for stmt in f.statements:
             if not f.transactional:
                 self._drop_invalid_index(cur, stmt)

@@ -12,10 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from typing import TextIO, TypeVar
-
-T = TypeVar("T")
+from typing import TextIO
 
 _DIM, _GREEN, _RED, _RESET = "\033[2m", "\033[32m", "\033[31m", "\033[0m"
 
@@ -81,26 +78,3 @@ class Progress:
             self.stream.write(self._paint(f"{self.label}: {self.count} step(s) in {elapsed:.2f}s", _GREEN) + "\n")
             self.stream.flush()
         return elapsed
-
-
-def steps(iterable: Iterable[T], label: str, *, stream: TextIO | None = None, disabled: bool = False,
-          describe=str) -> Iterator[T]:
-    """Yield every item, printing `[i/n] label: item  elapsed` per item on a terminal.
-
-    for migration in progress.steps(pending, "migrate", disabled=fmt == "json"):
-        apply(migration)
-    """
-    items = iterable if hasattr(iterable, "__len__") else list(iterable)
-    bar = Progress(label, total=len(items), stream=stream, disabled=disabled)  # type: ignore[arg-type]
-    for item in items:
-        bar.step(describe(item))
-        try:
-            yield item
-        except GeneratorExit:  # the caller stopped early
-            bar.abort("stopped")
-            raise
-        except BaseException:
-            bar.abort("failed")  # end the half-written line before the error is printed
-            raise
-        bar.done_step()
-    bar.finish()

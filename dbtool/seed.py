@@ -36,5 +36,5 @@ def apply(conn: psycopg.Connection, module: str, *, clear: bool = False) -> Path
         raise SeedError(f"{path.name}: {first_line(exc)} (is the {module} module migrated? run `dbtool migrate`)") \
             from None
     except psycopg.Error as exc:
-        raise SeedError(f"{path.name}: {first_line(exc)}; nothing changed") from None
+        raise SeedError(f"{path.name}: {first_line(exc)}; nothing changed", sqlstate=exc.sqlstate) from None
     return path

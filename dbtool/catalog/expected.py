@@ -9,7 +9,7 @@ read access to its target.
 from __future__ import annotations
 
 import json
-import os
+import uuid
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +27,7 @@ FORMAT = 1
 @contextmanager
 def scratch_database(server: Target, prefix: str = "dbtool_scratch"):
     """A throwaway database on the same server; needs CREATEDB."""
-    name = f"{prefix}_{os.getpid()}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"  # unique even across containers sharing a server
     with server.connect(autocommit=True, dbname="postgres") as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))

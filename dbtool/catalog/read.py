@@ -173,6 +173,8 @@ def read_catalog(conn: psycopg.Connection, schemas: list[str]) -> dict[str, dict
             fetched.put((None, exc))
 
     with conn.transaction():
+        # One snapshot for every query: DDL committed meanwhile cannot mix two catalogs.
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn.execute("SET LOCAL search_path = pg_catalog")
         worker = threading.Thread(target=fetch, name="dbtool-catalog-read", daemon=True)
         worker.start()
