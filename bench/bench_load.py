@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from bench.common import report, scratch
 from dbtool import migrate as migrate_lib
+from dbtool.backup import _libpq_args
 from dbtool.repo.crm import customer, order_line, product
 
 N_ROWS = int(os.environ.get("BENCH_LOAD_ROWS", "200000"))
@@ -92,9 +93,10 @@ def run_orm(orm, rows) -> None:
         session.commit()
 
 
-def run_psql(target, path: str) -> None:
+def run_psql(target, dbname: str, path: str) -> None:
     cmd = f"\\copy crm.order_line ({', '.join(COLUMNS)}) FROM '{path}' WITH (FORMAT csv)"
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", cmd, target.conninfo], check=True)
+    args, env = _libpq_args(target, dbname)  # the password travels in PGPASSWORD, never on the command line
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", cmd, *args], check=True, env=env)
 
 
 def best(conn, fn, *args, repeat: int) -> float:
@@ -116,13 +118,14 @@ def run() -> None:
         migrate_lib.migrate(target, ["crm"], say=lambda _m: None)
         with target.connect() as conn, tempfile.TemporaryDirectory() as tmp:
             setup(conn)
+            dbname = conn.info.dbname
             path = os.path.join(tmp, "order_line.csv")
             with open(path, "w", newline="") as f:
                 csv.writer(f).writerows(rows)
             results = [
                 ("repository COPY loader (order_line.load)", best(conn, run_copy, conn, rows, repeat=REPEAT)),
                 ("repository COPY loader, binary=True", best(conn, run_copy, conn, rows, True, repeat=REPEAT)),
-                ("psql \\copy of a CSV file (floor)", best(conn, run_psql, target, path, repeat=REPEAT)),
+                ("psql \\copy of a CSV file (floor)", best(conn, run_psql, target, dbname, path, repeat=REPEAT)),
                 ("psycopg executemany", best(conn, run_executemany, conn, rows, repeat=1)),
             ]
             try:

@@ -129,6 +129,19 @@ def user_tables(target: Target, *, limit: int = 5) -> list[str]:
         return [r[0] for r in conn.execute(USER_TABLES_SQL, {"limit": limit}).fetchall()]
 
 
+# pg_restore's words for a file that is no archive at all (a usage error); anything else --list says
+# (a newer archive version, an unreadable or damaged file) is a failure of the restore itself.
+_NOT_AN_ARCHIVE = ("does not appear to be a valid archive", "is too short", "appears to be a text format dump")
+
+
+def _refuse_archive(path: Path, stderr: str) -> None:
+    said = next((ln.strip() for ln in stderr.splitlines() if ln.strip()), "no message")
+    said = said.removeprefix("pg_restore: ").removeprefix("error: ")
+    if any(words in said for words in _NOT_AN_ARCHIVE):
+        raise UsageError(f"{path} is not a pg_dump custom-format archive (pg_restore: {said})")
+    raise DbtoolError(f"cannot read the archive {path} (pg_restore: {said})")
+
+
 def restore(target: Target, path: Path, *, force: bool = False, no_owner: bool = False) -> Outcome:
     """pg_restore `path` into the target; refuses a non-empty database unless force."""
     started = time.monotonic()
@@ -140,7 +153,7 @@ def restore(target: Target, path: Path, *, force: bool = False, no_owner: bool =
     # Read the archive's table of contents first: a wrong file fails before anything is touched.
     listing = subprocess.run([pg_restore, "--list", str(path)], capture_output=True, text=True, check=False)
     if listing.returncode != 0:
-        raise UsageError(f"{path} is not a pg_dump custom-format archive")
+        _refuse_archive(path, listing.stderr)
     if not force:
         found = user_tables(target)
         if found:

@@ -9,7 +9,7 @@ import click
 from . import seed as seed_lib
 from . import smoke as smoke_lib
 from . import stats as stats_lib
-from .cli_common import EPILOG, database_options, say, target_for
+from .cli_common import EPILOG, database_options, database_url_option, say, target_for
 from .errors import EXIT_FINDINGS
 
 
@@ -61,10 +61,10 @@ Deletes the user's rows in every chatbot table (and in the DuckDB analytics file
 given or configured) in one PostgreSQL transaction, and prints how many rows per table.
 
 """ + EPILOG)
-@click.option("--database-url", metavar="URL", help="PostgreSQL URL (default: as for migrate).")
+@database_url_option
 @click.option("--phone", required=True, help="The user's WhatsApp phone number.")
-@click.option("--duckdb", "duckdb_path", type=click.Path(dir_okay=False), envvar="DBTOOL_DUCKDB_PATH",
-              help="Also erase from this DuckDB analytics file (default: $DBTOOL_DUCKDB_PATH).")
+@click.option("--duckdb", "duckdb_path", type=click.Path(exists=True, dir_okay=False), envvar="DBTOOL_DUCKDB_PATH",
+              help="Also erase from this existing DuckDB analytics file (default: $DBTOOL_DUCKDB_PATH).")
 @click.option("--yes", is_flag=True, help="Required: erasure cannot be undone.")
 def erase_user(database_url, phone, duckdb_path, yes):
     """Erase one chatbot user's data on request (LGPD), PostgreSQL and DuckDB."""
@@ -76,7 +76,7 @@ def erase_user(database_url, phone, duckdb_path, yes):
     if not yes:
         raise UsageError("erasure cannot be undone: add --yes")
     target = target_for(database_url)
-    duck = duck_connect(duckdb_path) if duckdb_path else None
+    duck = duck_connect(duckdb_path, create=False) if duckdb_path else None  # never create an empty file
     try:
         with target.connect() as conn:
             counts = users.erase(conn, phone_number=phone, erasers=[duckdb_eraser(duck)] if duck else [])

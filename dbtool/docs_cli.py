@@ -6,11 +6,8 @@ from pathlib import Path
 
 import click
 
-from .cli_common import EPILOG, say, target_for
+from .cli_common import EPILOG, database_url_option, say, target_for
 from .errors import EXIT_FINDINGS
-
-URL_OPTION = click.option("--database-url", metavar="URL",
-                          help="PostgreSQL URL; default DATABASE_URL, then PG* variables, then the local dev cluster.")
 
 
 @click.command(epilog="""Examples:
@@ -24,7 +21,7 @@ missing database): waiting would not fix that, and the next command reports it. 
 --login, wait until a login to the database succeeds. Exit 3 on timeout.
 
 """ + EPILOG)
-@URL_OPTION
+@database_url_option
 @click.option("--timeout", type=float, default=30, show_default=True, metavar="SECONDS",
               help="Give up (exit 3) after this many seconds.")
 @click.option("--login", is_flag=True, help="Wait until a login to the configured database succeeds.")
@@ -46,7 +43,7 @@ def wait(database_url, timeout, login):
   make backup
 
 """ + EPILOG)
-@URL_OPTION
+@database_url_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Where to write the archive [default: var/backups/<dbname>-<UTC time>.dump].")
 def backup(database_url, out):
@@ -70,7 +67,7 @@ which drops and re-creates what the backup contains. The restore runs in one
 transaction: if it fails, the database is left as it was.
 
 """ + EPILOG)
-@URL_OPTION
+@database_url_option
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Restore into a non-empty database (--clean --if-exists).")
 @click.option("--no-owner", is_flag=True,

@@ -96,8 +96,10 @@ def run(conn: psycopg.Connection, modules: list[str], *, say=print) -> list[Resu
     results: dict[str, Result] = {}
     inserted: dict[str, Any] = {}
     chosen = tables(modules)
-    try:
-        conn.rollback()  # start from a clean transaction of our own
+    conn.rollback()  # end any transaction the caller left open: ours must be a real BEGIN, not a savepoint
+    # One transaction that is always rolled back; each per-table block below is a savepoint inside it,
+    # so nothing is ever committed, even when a DELETE silently keeps its row (a trigger returning NULL).
+    with conn.transaction(force_rollback=True):
         for n, (name, t) in enumerate(chosen.items(), start=1):
             try:
                 with conn.transaction():
@@ -118,8 +120,6 @@ def run(conn: psycopg.Connection, modules: list[str], *, say=print) -> list[Resu
                 results[name] = Result(name, True, "insert, read back, delete")
             except Exception as exc:  # noqa: BLE001
                 results[name] = Result(name, False, f"delete: {_one_line(exc)}")
-    finally:
-        conn.rollback()
     ordered = [results[n] for n in chosen]
     for r in ordered:
         say(f"{'ok  ' if r.ok else 'FAIL'} {r.table:32} {r.detail}")

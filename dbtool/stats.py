@@ -31,12 +31,6 @@ class TableStats:
     exact: bool
     total_bytes: int        # heap + indexes + TOAST
 
-    @property
-    def rows_text(self) -> str:
-        if self.rows is None:
-            return "unknown (never analysed)"
-        return f"{self.rows}" if self.exact else f"~{self.rows} (estimated)"
-
     def as_json(self) -> dict:
         return {**asdict(self), "method": "exact" if self.exact else "estimated"}
 
@@ -48,10 +42,11 @@ def table_stats(conn: psycopg.Connection, modules: list[str], *,
     small = [(s, t) for s, t, _est, heap, _total in rel if heap <= exact_max_bytes]
     exact: dict[tuple[str, str], int] = {}
     if small:
+        # Names are bound values in the select list; only the FROM needs them as identifiers.
         counts = sql.SQL(" UNION ALL ").join(
-            sql.SQL("SELECT {}, {}, count(*) FROM {}").format(sql.Literal(s), sql.Literal(t), sql.Identifier(s, t))
-            for s, t in small)
-        exact = {(s, t): n for s, t, n in conn.execute(counts).fetchall()}
+            sql.SQL("SELECT %s::text, %s::text, count(*) FROM {}").format(sql.Identifier(s, t)) for s, t in small)
+        params = [name for pair in small for name in pair]
+        exact = {(s, t): n for s, t, n in conn.execute(counts, params).fetchall()}
     out = []
     for s, t, est, _heap, total in rel:
         if (s, t) in exact:
@@ -71,4 +66,3 @@ def human_bytes(n: int) -> str:
         if n < 1024 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n} B"

@@ -61,3 +61,11 @@ def add_migration(root: Path, module: str, mid: str, files: dict[str, str], *, r
 def catalog_of(url: str, schemas: list[str]) -> dict:
     with psycopg.connect(url) as conn:
         return read_catalog(conn, schemas)
+
+
+def row_counts(conn: psycopg.Connection, tables) -> dict[str, int]:
+    """{"schema.table": exact row count} of (schema, table) pairs, names quoted by psycopg."""
+    from psycopg import sql
+
+    return {f"{s}.{t}": conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(s, t))).fetchone()[0]
+            for s, t in tables}

@@ -6,25 +6,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from dbtool import backup as backup_lib
 from dbtool import seed as seed_lib
 from dbtool.catalog.expected import load_snapshot
 from dbtool.config import Target
 from dbtool.paths import VAR_DIR, modules
-from helpers import catalog_of, run_dbtool
+from helpers import catalog_of, row_counts, run_dbtool
 
 USER_TABLES = """
     SELECT schemaname, tablename FROM pg_tables
     WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"""
 
 
-def row_counts(url: str) -> dict[str, int]:
+def counts(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
-        tables = conn.execute(USER_TABLES).fetchall()
-        return {f"{s}.{t}": conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(s, t))).fetchone()[0]
-                for s, t in tables}
+        return row_counts(conn, conn.execute(USER_TABLES).fetchall())
 
 
 def seeded(conn: psycopg.Connection) -> None:
@@ -35,7 +32,7 @@ def seeded(conn: psycopg.Connection) -> None:
 def test_backup_then_restore_into_a_fresh_database_validates_with_the_same_rows(postgresql, db_url, empty_url,
                                                                                 tmp_path):
     seeded(postgresql)
-    before = row_counts(db_url)
+    before = counts(db_url)
     assert {t for m in modules() for t in load_snapshot(m)["table"]} <= set(before)
     assert sum(before.values()) > 0
     archive = tmp_path / "db.dump"
@@ -47,7 +44,7 @@ def test_backup_then_restore_into_a_fresh_database_validates_with_the_same_rows(
 
     done = run_dbtool("restore", str(archive), "--database-url", empty_url)
     assert done.returncode == 0, done.stderr
-    assert row_counts(empty_url) == before
+    assert counts(empty_url) == before
     # Migration history came along: nothing pending on the restored database.
     status = run_dbtool("status", "--exit-code", "--database-url", empty_url)
     assert status.returncode == 0, status.stdout + status.stderr
@@ -59,29 +56,29 @@ def test_restore_refuses_a_non_empty_database_and_changes_nothing(postgresql, db
     archive = tmp_path / "empty.dump"
     assert run_dbtool("backup", "--database-url", empty_url, "--out", str(archive)).returncode == 0
     seeded(postgresql)
-    before = (row_counts(db_url), catalog_of(db_url, modules()))
+    before = (counts(db_url), catalog_of(db_url, modules()))
 
     done = run_dbtool("restore", str(archive), "--database-url", db_url)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("dbtool: ") and "is not empty" in last and "--force" in last
     assert "Traceback" not in done.stderr
-    assert (row_counts(db_url), catalog_of(db_url, modules())) == before
+    assert (counts(db_url), catalog_of(db_url, modules())) == before
 
 
 def test_restore_force_replaces_what_the_backup_holds(postgresql, db_url, tmp_path):
     seeded(postgresql)
-    before = row_counts(db_url)
+    before = counts(db_url)
     archive = tmp_path / "db.dump"
     assert run_dbtool("backup", "--database-url", db_url, "--out", str(archive)).returncode == 0
     postgresql.execute("DELETE FROM crm.reco_item")
     postgresql.execute("CREATE TABLE public.scratch_note (x int)")  # not in the backup: --clean keeps it
     postgresql.commit()
-    assert row_counts(db_url) != before
+    assert counts(db_url) != before
 
     done = run_dbtool("restore", str(archive), "--force", "--database-url", db_url)
     assert done.returncode == 0, done.stderr
-    after = row_counts(db_url)
+    after = counts(db_url)
     assert after.pop("public.scratch_note") == 0
     assert after == before
     checked = run_dbtool("validate", "--database-url", db_url)
@@ -93,8 +90,22 @@ def test_restore_of_a_file_that_is_not_an_archive_is_a_usage_error(empty_url, tm
     bogus.write_text("SELECT 1;\n")
     done = run_dbtool("restore", str(bogus), "--database-url", empty_url)
     assert done.returncode == 2 and "not a pg_dump custom-format archive" in done.stderr
+    assert "does not appear to be a valid archive" in done.stderr   # pg_restore's own words
     done = run_dbtool("restore", str(tmp_path / "missing.dump"), "--database-url", empty_url)
     assert done.returncode == 2 and "no backup file" in done.stderr
+
+
+def test_restore_of_an_archive_from_a_newer_pg_dump_fails_with_pg_restores_reason(empty_url, tmp_path):
+    archive = tmp_path / "db.dump"
+    assert run_dbtool("backup", "--database-url", empty_url, "--out", str(archive)).returncode == 0
+    data = bytearray(archive.read_bytes())
+    assert data[:5] == b"PGDMP"
+    data[6] = 99                       # header: magic, then major, minor, revision of the archive format
+    archive.write_bytes(bytes(data))
+    done = run_dbtool("restore", str(archive), "--database-url", empty_url)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "unsupported version" in last and "not a pg_dump" not in last and "Traceback" not in done.stderr
 
 
 def test_password_travels_in_the_environment_not_on_the_command_line():

@@ -389,3 +389,48 @@ def test_reset_refuses_without_a_terminal_unless_yes(db_url):
         assert conn.execute("SELECT count(*) FROM dbtool.applied_file WHERE module = 'planning'").fetchone()[0] == 0
     assert run_dbtool("migrate", "--database-url", db_url).returncode == 0
     assert run_dbtool("validate", "--database-url", db_url).returncode == 0
+
+
+def test_malformed_url_is_a_usage_error_that_hides_the_password():
+    for url in (f"postgresql://app:{SECRET}@[::1/db", f"host=db password={SECRET} port=notaport"):
+        out = run_dbtool("validate", "--database-url", url)
+        assert out.returncode in (2, 3), out.stderr
+        assert SECRET not in out.stdout + out.stderr
+        assert "Traceback" not in out.stderr
+    out = run_dbtool("status", env={"DATABASE_URL": f"postgresql://app:{SECRET}@[::1/db"})
+    assert out.returncode == 2 and "invalid database URL from DATABASE_URL" in one_line_error(out)
+    assert SECRET not in out.stderr
+
+
+@pytest.mark.parametrize("args", [("status",), ("stats",), ("analytics", "sync", "--path", "{tmp}/a.duckdb"),
+                                  ("seed", "--module", "planning"), ("validate", "--from-sql")])
+def test_role_without_privileges_gets_one_line_not_a_traceback(db_url, args, tmp_path):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS nobody_much")
+        conn.execute("CREATE ROLE nobody_much LOGIN")
+        conn.execute("REVOKE SELECT ON _yoyo_migration, _yoyo_log, dbtool.applied_file FROM PUBLIC")
+    try:
+        url = db_url.replace("postgresql://postgres@", "postgresql://nobody_much@")
+        out = run_dbtool(*[a.format(tmp=tmp_path) for a in args], "--database-url", url)
+        line = one_line_error(out)
+        assert out.returncode in (1, 3), out.stderr
+        assert line.startswith("dbtool: ")
+        if args[0] != "validate":  # CREATE DATABASE refused reads the same; the rest are privileges
+            assert out.returncode == 3 and "permission denied" in line, line
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY nobody_much")
+            conn.execute("DROP ROLE nobody_much")
+
+
+def test_status_and_validate_agree_on_a_migration_without_files(db_url, tmp_path):
+    root = copy_project(tmp_path)
+    (root / "migrations" / "infra" / "infra_0002_plain.py").write_text(
+        "from yoyo import step\n__depends__ = {'infra_0001_initial'}\n"
+        "step('COMMENT ON SCHEMA infra IS NULL', 'SELECT 1')\n")
+    env = {"DBTOOL_ROOT": str(root)}
+    assert run_dbtool("migrate", "--database-url", db_url, env=env).returncode == 0
+    status = run_dbtool("status", "--module", "infra", "--exit-code", "--database-url", db_url, env=env)
+    assert status.returncode == 0 and "pending" not in status.stdout
+    out = run_dbtool("validate", "--module", "infra", "--format", "json", "--database-url", db_url, env=env)
+    assert '"pending"' not in out.stdout

@@ -13,20 +13,19 @@ from dbtool import seed as seed_lib
 from dbtool.config import Target
 from dbtool.paths import modules
 from dbtool.repo.crm import reco_run
-from helpers import run_dbtool
+from helpers import row_counts, run_dbtool
 
 SEEDED = {"infra.customers": 3, "infra.agents": 5, "infra.events": 3, "infra.recommendations": 3,
           "chatbot.users": 3, "chatbot.sessions": 2, "chatbot.messages": 4, "chatbot.qualified_leads": 1,
           "crm.product": 3, "crm.customer": 1, "planning.workflows": 1, "planning.weekly_actuals": 3}
 
-ALL_TABLES = """SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE c.relkind = 'r' AND n.nspname = ANY(%s) ORDER BY 1"""
+ALL_TABLES = """SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind = 'r' AND n.nspname = ANY(%s) ORDER BY 1, 2"""
 
 
 def counts(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
-        names = [r[0] for r in conn.execute(ALL_TABLES, (modules(),)).fetchall()]
-        return {n: conn.execute(f"SELECT count(*) FROM {n}").fetchone()[0] for n in names}  # names from pg_class
+        return row_counts(conn, conn.execute(ALL_TABLES, (modules(),)).fetchall())
 
 
 def test_seed_twice_then_clear_removes_exactly_the_seed_rows(db_url):
@@ -87,7 +86,10 @@ def test_stats_estimates_big_tables_and_says_so(postgresql):
     postgresql.execute("ANALYZE planning.store_clusters")
     got = {s.table: s for s in stats.table_stats(postgresql, ["planning"], exact_max_bytes=0)}
     assert got["store_clusters"].exact is False and got["store_clusters"].rows == 500
-    assert "estimated" in got["store_clusters"].rows_text
+    assert got["store_clusters"].as_json()["method"] == "estimated"
+    exact = {s.table: s for s in stats.table_stats(postgresql, ["planning"])}
+    assert (exact["store_clusters"].exact, exact["store_clusters"].rows) == (True, 500)
+    assert exact["workflows"].module == "planning"      # names come back as bound values, not literals
 
 
 def test_smoke_passes_and_leaves_no_trace(db_url):
@@ -116,6 +118,23 @@ def test_smoke_exits_1_when_a_table_fails(db_url):
     assert "FAIL planning.stores" in out.stdout and "no writes here" in out.stdout
     assert "FAIL planning.historical_sales" in out.stdout     # needs a store: cannot be checked either
     assert "ok   planning.workflows" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_smoke_commits_nothing_even_when_a_delete_keeps_its_row(db_url):
+    """A BEFORE DELETE trigger returning NULL silently keeps the row: smoke must still leave nothing."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute("CREATE FUNCTION planning.keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$")
+        conn.execute("CREATE TRIGGER keep BEFORE DELETE ON planning.categories FOR EACH ROW"
+                     " EXECUTE FUNCTION planning.keep()")
+        conn.execute("INSERT INTO planning.categories (category_id, category_name) VALUES ('mine', 'Mine')")
+    before = counts(db_url)
+    out = run_dbtool("smoke", "-m", "planning", env={"DATABASE_URL": db_url})
+    assert out.returncode == 1 and "FAIL planning.categories" in out.stdout and "row not deleted" in out.stdout
+    with psycopg.connect(db_url) as other:                  # another session: only committed rows are seen
+        assert row_counts(other, [("planning", "categories")]) == {"planning.categories": before["planning.categories"]}
+        assert other.execute("SELECT category_id FROM planning.categories WHERE category_id LIKE 'smk%'"
+                             " OR category_name LIKE 'smk%'").fetchall() == []
+    assert counts(db_url) == before
 
 
 def test_pool_sizes_and_health_checked_connections(db_url, monkeypatch):

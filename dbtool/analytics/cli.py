@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .. import progress
-from ..cli_common import EPILOG, say, target_for
+from ..cli_common import EPILOG, database_url_option, say, target_for
 from ..errors import UsageError
 from . import db
 
@@ -39,8 +39,7 @@ def init(path):
     say(f"duckdb: {target}: {len(applied.files)} file(s) applied, {applied.new_objects} new table(s)/index(es)")
 
 @analytics.command(epilog="Example: dbtool analytics sync --database-url postgresql://app@db/chatbot\n\n" + EPILOG)
-@click.option("--database-url", metavar="URL",
-              help="PostgreSQL URL; default DATABASE_URL, then PG* variables, then the local dev cluster.")
+@database_url_option
 @path_option
 @click.option("--overlap-minutes", type=float, default=10, show_default=True,
               help="Re-read sessions updated this long before the last watermark (late commits).")
@@ -119,10 +118,12 @@ def _vector(text: str) -> list[float]:
     return values
 
 def _stored(duck, message_id: int) -> list[float]:
-    row = duck.execute("SELECT embedding::FLOAT[] FROM message_embeddings WHERE id = ?", [message_id]).fetchall()
-    if not row:
+    from .embeddings import stored_embedding
+
+    vector = stored_embedding(duck, message_id)
+    if vector is None:
         raise UsageError(f"no embedding for message id {message_id}")
-    return row[0][0]
+    return vector
 
 def _short(text: str | None, width: int = 60) -> str:
     text = " ".join((text or "").split())

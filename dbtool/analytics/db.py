@@ -27,14 +27,22 @@ class AnalyticsError(DbtoolError):
     """A DuckDB file could not be opened, or a DuckDB statement failed (exit 1)."""
 
 
+def duck_error(what: str, exc: duckdb.Error) -> AnalyticsError:
+    """One line for a failed DuckDB statement; a missing table most likely means an uninitialised file."""
+    hint = " (run `dbtool analytics init`?)" if isinstance(exc, duckdb.CatalogException) else ""
+    return AnalyticsError(f"{what}: {first_line(exc)}{hint}")
+
+
 def default_path() -> Path:
     """--path wins; then DBTOOL_DUCKDB_PATH; then var/analytics.duckdb."""
     return Path(os.environ.get(PATH_ENV) or DEFAULT_FILE)
 
 
-def connect(path: str | Path | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: str | Path | None = None, *, read_only: bool = False,
+            create: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file; read_only or create=False refuse a missing file instead of creating it."""
     target = Path(path) if path else default_path()
-    if read_only and not target.exists():
+    if (read_only or not create) and not target.is_file():
         raise UsageError(f"no DuckDB file at {target}; run `dbtool analytics init` first")
     if not read_only:
         target.parent.mkdir(parents=True, exist_ok=True)

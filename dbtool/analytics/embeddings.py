@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import duckdb
 import numpy as np
 
-from .db import AnalyticsError
+from .db import AnalyticsError, duck_error
 
 LOAD_CHUNK = 131_072  # rows per columnar read while loading the matrix
 
@@ -212,6 +212,24 @@ def search_similar(conn: duckdb.DuckDBPyConnection, vector, k: int = 10, phone_n
     """Exact top-k of message_embeddings by cosine similarity to vector, optionally for one user.
 
     Ordered by score descending, then id ascending (so ties come out in a stable order)."""
+    try:
+        return _search(conn, vector, k, phone_number, with_content=with_content)
+    except duckdb.Error as exc:
+        raise duck_error("search failed", exc) from None
+
+
+def stored_embedding(conn: duckdb.DuckDBPyConnection, message_id: int) -> list[float] | None:
+    """The stored (normalised) embedding of a message id, or None when it has none."""
+    try:
+        row = conn.execute("SELECT embedding::FLOAT[] FROM message_embeddings WHERE id = ?",
+                           [message_id]).fetchall()
+    except duckdb.Error as exc:
+        raise duck_error("reading the stored embedding failed", exc) from None
+    return row[0][0] if row else None
+
+
+def _search(conn: duckdb.DuckDBPyConnection, vector, k: int, phone_number: str | None, *,
+            with_content: bool) -> list[SearchHit]:
     m = matrix(conn)
     dim = m.vectors.shape[1]
     q = np.asarray(vector, dtype=np.float32).reshape(-1)

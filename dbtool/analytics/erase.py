@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from .db import duck_error
 from .embeddings import bump_version
 
 TABLES = ("message_history", "conversation_context", "message_embeddings")
@@ -15,16 +16,20 @@ def erase_phone(duck_conn: duckdb.DuckDBPyConnection, phone_number: str) -> dict
     Erase in PostgreSQL first (or in the same maintenance window): a sync that runs in between would copy
     the user's rows back from PostgreSQL.
     """
-    duck_conn.execute("BEGIN")
     try:
-        counts = {t: duck_conn.execute(f"DELETE FROM {t} WHERE phone_number = ?", [phone_number]).fetchall()[0][0]
-                  for t in TABLES}  # table names are our constants
-        if counts["message_embeddings"]:
-            bump_version(duck_conn)  # in-memory search matrices must drop the user's vectors
-        duck_conn.execute("COMMIT")
-    except BaseException:
-        duck_conn.execute("ROLLBACK")
-        raise
+        duck_conn.execute("BEGIN")
+        try:
+            counts = {t: duck_conn.execute(f"DELETE FROM {t} WHERE phone_number = ?",
+                                           [phone_number]).fetchall()[0][0]
+                      for t in TABLES}  # table names are our constants
+            if counts["message_embeddings"]:
+                bump_version(duck_conn)  # in-memory search matrices must drop the user's vectors
+            duck_conn.execute("COMMIT")
+        except BaseException:
+            duck_conn.execute("ROLLBACK")
+            raise
+    except duckdb.Error as exc:
+        raise duck_error("DuckDB erasure failed, nothing erased", exc) from None
     return counts
 
 

@@ -18,6 +18,8 @@ import json
 
 import duckdb
 
+from .db import duck_error
+
 QUALIFIED_SCORE = 60
 PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 
@@ -73,11 +75,14 @@ def funnel(conn: duckdb.DuckDBPyConnection) -> list[dict]:
 
 def summary(conn: duckdb.DuckDBPyConnection) -> dict:
     """Every summary at once: the shape `dbtool analytics summary --format json` prints."""
-    return {"messages_per_intent": messages_per_intent(conn),
-            "sentiment_distribution": sentiment_distribution(conn),
-            "response_time_ms": response_time_percentiles(conn),
-            "daily_volume": daily_volume(conn),
-            "funnel": funnel(conn)}
+    try:
+        return {"messages_per_intent": messages_per_intent(conn),
+                "sentiment_distribution": sentiment_distribution(conn),
+                "response_time_ms": response_time_percentiles(conn),
+                "daily_volume": daily_volume(conn),
+                "funnel": funnel(conn)}
+    except duckdb.Error as exc:
+        raise duck_error("summaries failed", exc) from None
 
 
 def _num(v):

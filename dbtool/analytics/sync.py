@@ -10,7 +10,13 @@ interrupted anywhere leaves DuckDB as it was and the next run copies the same ro
   plain "id > last" would miss a row whose transaction was still open. We take a snapshot, note the
   largest visible id (the horizon), and wait until every writer in progress at that snapshot has
   finished (pg_xact_status of its xip): after that no row with an id at or below the horizon can still
-  appear, and the copy takes exactly (last, horizon]. (Rows inserted with explicit ids bypass this.)
+  appear, and the copy takes (last, horizon]. One narrow race is left: nextval() needs no transaction id,
+  so a writer whose nextval ran before its transaction had an xid (its first write, or an explicit
+  `SELECT nextval` before the INSERT) is not in the snapshot's xip and is not waited for; if a higher
+  id commits and is copied first, that row could be skipped for good. So each run re-reads the
+  REREAD_IDS ids below the last watermark as well: INSERT OR IGNORE drops the rows DuckDB already has
+  (they are not counted), and such a late row is picked up by the next run. (Rows inserted later with
+  explicit ids further below the watermark are still missed.)
 - sessions: chatbot.sessions.updated_at is the writer's transaction start time, so it can also arrive
   late; each run re-reads sessions updated since (watermark - overlap) plus the sessions of the new
   messages, and writes only the rows that are new or differ from DuckDB's (so an unchanged session is
@@ -32,10 +38,11 @@ from pathlib import Path
 import duckdb
 import psycopg
 
-from .db import AnalyticsError, first_line
+from .db import AnalyticsError, duck_error, first_line
 
 DEFAULT_OVERLAP = timedelta(minutes=10)
 DEFAULT_WAIT = 30.0  # seconds to wait for writers that were open at the snapshot
+REREAD_IDS = 1000  # ids below the last watermark read again each run (the nextval-before-xid race)
 
 MESSAGES_COPY = """
     COPY (
@@ -114,6 +121,14 @@ def _state(duck: duckdb.DuckDBPyConnection) -> tuple[int, str | None]:
 
 def _horizon(pg: psycopg.Connection, *, wait: float) -> int:
     """Largest message id after which no lower id can still commit (see the module docstring)."""
+    try:
+        return _wait_for_horizon(pg, wait=wait)
+    except psycopg.Error as exc:  # e.g. an unmigrated database: one line, like the COPY below
+        raise AnalyticsError(f"reading chatbot.messages from PostgreSQL failed: {first_line(exc)}",
+                             sqlstate=exc.sqlstate) from None
+
+
+def _wait_for_horizon(pg: psycopg.Connection, *, wait: float) -> int:
     with pg.transaction():
         pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         snap, horizon = pg.execute(
@@ -150,10 +165,13 @@ def sync(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, *, overlap: ti
     """
     t0 = time.perf_counter()
     step = on_step or (lambda _name: None)
-    last_id, last_updated = _state(duck)
+    try:
+        last_id, last_updated = _state(duck)
+    except duckdb.Error as exc:
+        raise duck_error("reading the sync watermarks failed", exc) from None
     horizon = _horizon(pg, wait=wait)
     since = "-infinity" if last_updated is None else last_updated
-    params = {"after": last_id, "upto": max(horizon, last_id), "since": since}
+    params = {"after": max(0, last_id - REREAD_IDS), "upto": max(horizon, last_id), "since": since}
     with tempfile.TemporaryDirectory(prefix="dbtool-sync-") as tmp:
         messages_csv, sessions_csv = Path(tmp) / "messages.csv", Path(tmp) / "sessions.csv"
         try:
@@ -168,8 +186,12 @@ def sync(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, *, overlap: ti
                 size = _copy_to(pg, MESSAGES_COPY, params, messages_csv)
                 size += _copy_to(pg, SESSIONS_COPY, params, sessions_csv)
         except psycopg.Error as exc:
-            raise AnalyticsError(f"reading chatbot rows from PostgreSQL failed: {first_line(exc)}") from None
-        added, changed = _load(duck, messages_csv, sessions_csv, horizon=params["upto"], step=step)
+            raise AnalyticsError(f"reading chatbot rows from PostgreSQL failed: {first_line(exc)}",
+                                 sqlstate=exc.sqlstate) from None
+        try:
+            added, changed = _load(duck, messages_csv, sessions_csv, horizon=params["upto"], step=step)
+        except duckdb.Error as exc:
+            raise duck_error("loading DuckDB failed, nothing copied", exc) from None
     return SyncResult(added, changed, params["upto"], size, time.perf_counter() - t0)
 
 

@@ -12,6 +12,7 @@ transaction), so they are all-or-nothing either way.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ R = TypeVar("R")
 # Keyword names page() reserves for itself; a column of that name would be ambiguous.
 _PAGE_WORDS = {"by", "after", "limit"}
 _INDEX_COLUMNS = re.compile(r"USING \w+ \((?P<cols>[^()]*)\)(?P<where> WHERE .*)?$")
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware UTC: the default `now` of every repository behaviour."""
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _has_nul(value: Any) -> bool:

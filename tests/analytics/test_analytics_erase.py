@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
+import pytest
 
 from analytics_helpers import count, fresh_duck
+from dbtool.analytics.db import AnalyticsError
 from dbtool.analytics.embeddings import add_embeddings
 from dbtool.analytics.erase import erase_phone
 
@@ -28,3 +31,8 @@ def test_erase_phone_counts_and_leaves_others():
         == (4, 1, 2)
     assert duck.execute("SELECT count(*) FROM message_history WHERE phone_number = ?", [A]).fetchall() == [(0,)]
     assert erase_phone(duck, A) == {"message_history": 0, "conversation_context": 0, "message_embeddings": 0}
+
+
+def test_erase_phone_on_an_uninitialised_file_is_an_analytics_error():
+    with duckdb.connect(":memory:") as duck, pytest.raises(AnalyticsError, match="nothing erased.*analytics init"):
+        erase_phone(duck, A)

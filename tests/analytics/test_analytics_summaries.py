@@ -73,3 +73,21 @@ def test_cli_summary_json_and_text(path):
 def test_cli_summary_without_a_file_is_a_usage_error(tmp_path):
     out = run_dbtool("analytics", "summary", "--path", str(tmp_path / "none.duckdb"))
     assert out.returncode == 2 and "dbtool analytics init" in out.stderr
+
+
+def bare_duckdb_file(tmp_path):
+    """An existing DuckDB file that `dbtool analytics init` never ran on."""
+    p = tmp_path / "bare.duckdb"
+    duckdb.connect(str(p)).close()
+    return p
+
+
+def test_summaries_of_an_uninitialised_file_are_one_line_errors(tmp_path):
+    p = bare_duckdb_file(tmp_path)
+    with duckdb.connect(str(p)) as conn, pytest.raises(db.AnalyticsError, match="analytics init"):
+        summaries.summary(conn)
+    for args in (["summary"], ["search", "--like", "1"]):
+        out = run_dbtool("analytics", *args, "--path", str(p))
+        assert out.returncode == 1, (args, out.stderr)
+        assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+        assert "does not exist" in out.stderr and "dbtool analytics init" in out.stderr

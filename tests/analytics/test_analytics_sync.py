@@ -151,3 +151,31 @@ def test_cli_sync_cannot_connect(tmp_path):
     out = run_dbtool("analytics", "sync", "--database-url", "postgresql://nobody@/nodb?host=/nonexistent",
                      "--path", str(tmp_path / "x.duckdb"))
     assert out.returncode == 3 and out.stderr.count("\n") <= 2 and "Traceback" not in out.stderr
+
+
+def test_a_row_whose_nextval_ran_before_its_xid_is_picked_up_by_the_next_run(chatbot, db_url):
+    """nextval() takes no xid: the snapshot's xip cannot show that writer, so the horizon passes it by."""
+    pg, ids = chatbot
+    duck = fresh_duck()
+    sync(pg, duck)
+    with psycopg.connect(db_url) as slow, psycopg.connect(db_url, autocommit=True) as fast:
+        early = slow.execute("SELECT nextval(pg_get_serial_sequence('chatbot.messages', 'id'))").fetchone()[0]
+        assert slow.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()[0] is None
+        add_messages(fast, ids["s2"], 1, content="fast")      # a higher id, committed first
+        first = sync(pg, duck, wait=0.3)                      # nothing to wait for: slow has no xid yet
+        assert first.messages == 1 and first.last_message_id > early
+        slow.execute("INSERT INTO chatbot.messages (id, session_id, role, content) VALUES (%s, %s, 'user', 'slow')",
+                     (early, ids["s2"]))
+        slow.commit()
+    late = sync(pg, duck)
+    assert late.messages == 1                                 # re-read below the watermark, counted once
+    assert duck.execute("SELECT id FROM message_history WHERE content = 'slow'").fetchall() == [(early,)]
+    assert sync(pg, duck).messages == 0
+    assert count(duck, "message_history") == 12
+
+
+def test_cli_sync_of_an_unmigrated_database_is_one_line(empty_url, tmp_path):
+    out = run_dbtool("analytics", "sync", "--database-url", empty_url, "--path", str(tmp_path / "x.duckdb"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("dbtool: ") and "chatbot.messages" in last and "does not exist" in last

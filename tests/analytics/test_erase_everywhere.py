@@ -40,3 +40,25 @@ def test_erase_user_cli_erases_postgresql_and_duckdb(postgresql, db_url, tmp_pat
 def test_erase_user_needs_yes(db_url):
     out = run_dbtool("erase-user", "--phone", A, "--database-url", db_url)
     assert out.returncode == 2 and "add --yes" in out.stderr
+
+
+def test_erase_user_refuses_a_missing_duckdb_file_and_creates_none(postgresql, db_url, tmp_path):
+    add_user(postgresql, A)
+    postgresql.commit()
+    missing = tmp_path / "missing.duckdb"
+    out = run_dbtool("erase-user", "--phone", A, "--duckdb", str(missing), "--yes", "--database-url", db_url)
+    assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
+    assert not missing.exists()
+    assert postgresql.execute("SELECT count(*) FROM chatbot.users").fetchone()[0] == 1
+
+
+def test_erase_user_with_an_uninitialised_duckdb_file_erases_nothing(postgresql, db_url, tmp_path):
+    add_messages(postgresql, add_session(postgresql, add_user(postgresql, A), "sa"), 2)
+    postgresql.commit()
+    bare = tmp_path / "bare.duckdb"
+    duckdb.connect(str(bare)).close()
+    out = run_dbtool("erase-user", "--phone", A, "--duckdb", str(bare), "--yes", "--database-url", db_url)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "nothing erased" in out.stderr and out.stderr.strip().splitlines()[-1].startswith("dbtool: ")
+    # The DuckDB failure came inside the PostgreSQL transaction: the user's rows are all still there.
+    assert postgresql.execute("SELECT count(*) FROM chatbot.messages").fetchone()[0] == 2

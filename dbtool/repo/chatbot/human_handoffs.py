@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from .._lifecycle import Lifecycle
-from .._table import Page, Table
+from .._table import Page, Table, utcnow
 from ..errors import NotFound
 from ..rows_generated import HumanHandoffs
 from . import sessions
@@ -48,7 +48,7 @@ def start(conn: psycopg.Connection, *, id: int) -> HumanHandoffs:
 def resolve(conn: psycopg.Connection, *, id: int, rating: int | None = None, feedback: str | None = None,
             now: dt.datetime | None = None) -> HumanHandoffs:
     return LIFECYCLE.move(conn, to="RESOLVED", key={"id": id},
-                          also={"rating": rating, "feedback": feedback, "resolved_at": now or sessions.utcnow()})
+                          also={"rating": rating, "feedback": feedback, "resolved_at": now or utcnow()})
 
 
 def cancel(conn: psycopg.Connection, *, id: int) -> HumanHandoffs:

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .._table import Page, Table
+from .._table import Page, Table, utcnow
 from ..errors import NotFound
 from ..rows_generated import Messages
 from . import sessions
@@ -31,7 +31,7 @@ def append(conn: psycopg.Connection, *, session_id: int, role: str, content: str
     Other columns (message_id, message_type, intent, sentiment, confidence, entities, response_time_ms)
     are passed by name.
     """
-    now = now or sessions.utcnow()
+    now = now or utcnow()
     with conn.transaction():
         cur = conn.execute(_ACTIVITY, (now, int(role == "user"), session_id))
         if cur.rowcount == 0:

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .._table import Page, Table
+from .._table import Page, Table, utcnow
 from ..errors import InvalidValue, NotFound
 from ..rows_generated import QualifiedLeads
 from . import sessions
@@ -57,11 +57,11 @@ def qualify(conn: psycopg.Connection, *, session_id: int, score: float | Decimal
 
 
 def mark_contacted(conn: psycopg.Connection, *, id: int, now: dt.datetime | None = None) -> QualifiedLeads | None:
-    return T.update(conn, id=id, contacted=True, contacted_at=now or sessions.utcnow())
+    return T.update(conn, id=id, contacted=True, contacted_at=now or utcnow())
 
 
 def mark_converted(conn: psycopg.Connection, *, id: int, now: dt.datetime | None = None) -> QualifiedLeads | None:
-    return T.update(conn, id=id, converted=True, converted_at=now or sessions.utcnow())
+    return T.update(conn, id=id, converted=True, converted_at=now or utcnow())
 
 
 def to_contact(conn: psycopg.Connection, *, after: tuple | None = None, limit: int = 100) -> Page[QualifiedLeads]:

@@ -13,7 +13,7 @@ import uuid
 import psycopg
 from psycopg import sql
 
-from .._table import Table
+from .._table import Table, utcnow
 from ..errors import IllegalTransition, NotFound
 from ..rows_generated import Sessions
 
@@ -21,10 +21,6 @@ T = Table("chatbot", "sessions", Sessions)
 get, insert, update, delete, upsert, page, load = (T.get, T.insert, T.update, T.delete, T.upsert, T.page, T.load)
 
 TTL = dt.timedelta(hours=24)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def open(conn: psycopg.Connection, *, user_id: int, session_id: str | None = None, state: str = "GREETING",

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import psycopg
 from psycopg import sql
 
-from .._table import Table
+from .._table import Table, utcnow
 from ..errors import NotFound
 from ..rows_generated import Users
 from . import car_interactions, human_handoffs, messages, qualified_leads, sessions
@@ -23,12 +23,12 @@ get, insert, update, delete, upsert, page, load = (T.get, T.insert, T.update, T.
 
 def grant_consent(conn: psycopg.Connection, *, id: int, version: str, now: dt.datetime | None = None) -> Users:
     """The user accepted the privacy terms `version` at `now`."""
-    return _found(T.update(conn, id=id, consent=True, consent_at=now or sessions.utcnow(), consent_version=version), id)
+    return _found(T.update(conn, id=id, consent=True, consent_at=now or utcnow(), consent_version=version), id)
 
 
 def withdraw_consent(conn: psycopg.Connection, *, id: int, now: dt.datetime | None = None) -> Users:
     """The user withdrew consent at `now` (consent_at records when; consent_version the terms withdrawn)."""
-    return _found(T.update(conn, id=id, consent=False, consent_at=now or sessions.utcnow()), id)
+    return _found(T.update(conn, id=id, consent=False, consent_at=now or utcnow()), id)
 
 
 def _found(row: Users | None, id: int) -> Users:

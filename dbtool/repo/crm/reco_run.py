@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from .._lifecycle import Lifecycle
-from .._table import Page, Table
+from .._table import Page, Table, utcnow
 from ..rows_generated import RecoRun
 
 T = Table("crm", "reco_run", RecoRun)
@@ -52,17 +52,15 @@ def with_config(conn: psycopg.Connection, *, config: Mapping[str, Any], after: t
 
 
 def start(conn: psycopg.Connection, *, run_id: str, now: dt.datetime | None = None) -> RecoRun:
-    return STATUS.move(conn, to="RUNNING", key={"run_id": run_id}, also={"started_at": now or _now()})
+    return STATUS.move(conn, to="RUNNING", key={"run_id": run_id}, also={"started_at": now or utcnow()})
 
 
 def finish(conn: psycopg.Connection, *, run_id: str, now: dt.datetime | None = None) -> RecoRun:
-    return STATUS.move(conn, to="COMPLETED", key={"run_id": run_id}, also={"finished_at": now or _now()})
+    return STATUS.move(conn, to="COMPLETED", key={"run_id": run_id}, also={"finished_at": now or utcnow()})
 
 
 def fail(conn: psycopg.Connection, *, run_id: str, error_message: str, now: dt.datetime | None = None) -> RecoRun:
     return STATUS.move(conn, to="FAILED", key={"run_id": run_id},
-                       also={"finished_at": now or _now(), "error_message": error_message})
+                       also={"finished_at": now or utcnow(), "error_message": error_message})
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from .._lifecycle import Lifecycle
-from .._table import Page, Table
+from .._table import Page, Table, utcnow
 from ..errors import NotFound
 from ..rows_generated import Approvals
 from . import recommendations
@@ -45,7 +45,7 @@ def decide(conn: psycopg.Connection, *, recommendation_id: UUID, approved: bool,
     with conn.transaction():
         row = LIFECYCLE.move(conn, to=to, key={"recommendation_id": recommendation_id},
                              also={"approved_by": approved_by, "comment": comment,
-                                   "decided_at": now or dt.datetime.now(dt.timezone.utc)})
+                                   "decided_at": now or utcnow()})
         recommendations.transition(conn, id=recommendation_id, to=to, message=comment)
     return row
 

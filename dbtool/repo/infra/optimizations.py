@@ -16,7 +16,7 @@ from uuid import UUID
 import psycopg
 
 from .._lifecycle import Lifecycle
-from .._table import Table
+from .._table import Table, utcnow
 from ..errors import InvalidValue
 from ..rows_generated import Optimizations
 from . import recommendations
@@ -29,10 +29,6 @@ LIFECYCLE = Lifecycle(T, {"EXECUTING": ["QUEUED"], "COMPLETED": ["EXECUTING"], "
 PROGRESS = Lifecycle(T, {"EXECUTING": ["EXECUTING"]})  # progress is only reported while executing
 
 
-def _now(now: dt.datetime | None) -> dt.datetime:
-    return now or dt.datetime.now(dt.timezone.utc)
-
-
 def start(conn: psycopg.Connection, *, recommendation_id: UUID, agent_id: UUID | None = None,
           now: dt.datetime | None = None) -> Optimizations:
     """Start executing an APPROVED recommendation: the recommendation becomes EXECUTING, a new
@@ -40,7 +36,7 @@ def start(conn: psycopg.Connection, *, recommendation_id: UUID, agent_id: UUID |
     with conn.transaction():
         rec = recommendations.transition(conn, id=recommendation_id, to="EXECUTING")
         return T.insert(conn, recommendation_id=rec.id, customer_id=rec.customer_id,
-                        agent_id=agent_id or rec.agent_id, status="EXECUTING", progress=0, started_at=_now(now))
+                        agent_id=agent_id or rec.agent_id, status="EXECUTING", progress=0, started_at=now or utcnow())
 
 
 def report_progress(conn: psycopg.Connection, *, id: UUID, progress: int) -> Optimizations:
@@ -60,12 +56,12 @@ def _finish(conn, id: UUID, to: str, also: dict) -> Optimizations:
 
 def complete(conn: psycopg.Connection, *, id: UUID, result: Mapping[str, Any] | None = None,
              actual_savings: Decimal | None = None, now: dt.datetime | None = None) -> Optimizations:
-    return _finish(conn, id, "COMPLETED", {"progress": 100, "completed_at": _now(now), "result": result,
+    return _finish(conn, id, "COMPLETED", {"progress": 100, "completed_at": now or utcnow(), "result": result,
                                            "actual_savings": actual_savings})
 
 
 def fail(conn: psycopg.Connection, *, id: UUID, error_message: str, now: dt.datetime | None = None) -> Optimizations:
-    return _finish(conn, id, "FAILED", {"completed_at": _now(now), "error_message": error_message})
+    return _finish(conn, id, "FAILED", {"completed_at": now or utcnow(), "error_message": error_message})
 
 
 def roll_back(conn: psycopg.Connection, *, id: UUID) -> Optimizations:
