@@ -22,6 +22,7 @@ import numpy as np
 
 from bench.common import report, scratch, timed
 from dbtool import migrate as migrate_lib
+from dbtool import progress
 from dbtool.analytics.db import apply_schema
 from dbtool.analytics.embeddings import _CACHE, add_embeddings, search_similar
 from dbtool.analytics.sync import MESSAGES_COPY, sync
@@ -42,11 +43,15 @@ def _chunks(n: int, seed: int = 7):
 def _fill(duck: duckdb.DuckDBPyConnection, n: int) -> np.ndarray:
     """Load n random embeddings; return the numpy floor's own pre-normalised matrix."""
     floor = np.empty((n, DIM), dtype=np.float32)
+    bar = progress.Progress(f"insert {n:,} embeddings", total=-(-n // CHUNK))  # a line per chunk on a terminal
     for lo, vecs in _chunks(n):
+        bar.step(f"rows {lo:,}+")
         add_embeddings(duck, ({"id": lo + i, "session_id": f"s{(lo + i) % 5000}",
                                "phone_number": f"+55119{(lo + i) % 1000:08d}", "content": f"message {lo + i}",
                                "embedding": v, "model_name": "bench-384"} for i, v in enumerate(vecs)))
         floor[lo:lo + len(vecs)] = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+        bar.done_step()
+    bar.finish()
     return floor
 
 

@@ -18,6 +18,7 @@ import os
 import psycopg
 
 from bench.common import report, scratch, timed
+from dbtool import progress
 from dbtool.catalog.diff import diff
 from dbtool.catalog.read import KINDS, QUERIES, read_catalog
 
@@ -61,9 +62,14 @@ CREATE INDEX t{i}_created_at_idx ON {SCHEMA}.t{i} (created_at DESC) WHERE flag;
 
 def build(conn, n: int) -> None:
     conn.execute(f"CREATE SCHEMA {SCHEMA}")
-    for start in range(0, n, 250):
+    starts = range(0, n, 250)
+    bar = progress.Progress(f"create {n:,} tables", total=len(starts))  # a line per batch on a terminal
+    for start in starts:
+        bar.step(f"t{start}..t{min(n, start + 250) - 1}")
         conn.execute("".join(ddl(i) for i in range(start, min(n, start + 250))))
         conn.commit()
+        bar.done_step()
+    bar.finish()
     conn.autocommit = True  # ANALYZE table by table: one transaction would lock them all at once
     conn.execute("ANALYZE")
     conn.autocommit = False
