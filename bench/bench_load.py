@@ -99,17 +99,19 @@ def run_psql(target, dbname: str, path: str) -> None:
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", cmd, *args], check=True, env=env)
 
 
-def best(conn, fn, *args, repeat: int) -> float:
+def best(conn, approaches: dict, repeat: int) -> dict[str, float]:
+    """Best time of each approach (name -> (fn, args)), taking turns so machine noise hits all alike."""
     import time
 
-    times = []
+    times = {name: float("inf") for name in approaches}
     for _ in range(repeat):
-        truncate(conn)
-        t0 = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - t0)
-        assert count(conn) == N_ROWS
-    return min(times)
+        for name, (fn, args) in approaches.items():
+            truncate(conn)
+            t0 = time.perf_counter()
+            fn(*args)
+            times[name] = min(times[name], time.perf_counter() - t0)
+            assert count(conn) == N_ROWS
+    return times
 
 
 def run() -> None:
@@ -122,18 +124,18 @@ def run() -> None:
             path = os.path.join(tmp, "order_line.csv")
             with open(path, "w", newline="") as f:
                 csv.writer(f).writerows(rows)
-            results = [
-                ("repository COPY loader (order_line.load)", best(conn, run_copy, conn, rows, repeat=REPEAT)),
-                ("repository COPY loader, binary=True", best(conn, run_copy, conn, rows, True, repeat=REPEAT)),
-                ("psql \\copy of a CSV file (floor)", best(conn, run_psql, target, dbname, path, repeat=REPEAT)),
-                ("psycopg executemany", best(conn, run_executemany, conn, rows, repeat=1)),
-            ]
+            results = list(best(conn, {
+                "repository COPY loader (order_line.load)": (run_copy, (conn, rows)),
+                "repository COPY loader, binary=True": (run_copy, (conn, rows, True)),
+                "psql \\copy of a CSV file (floor)": (run_psql, (target, dbname, path)),
+            }, REPEAT).items())
+            results += best(conn, {"psycopg executemany": (run_executemany, (conn, rows))}, 1).items()
             try:
                 orm = orm_session(target)
             except ImportError:
                 print("SQLAlchemy not installed (pip install -e '.[bench]'): ORM skipped")
             else:
-                results.append(("SQLAlchemy ORM add_all + commit", best(conn, run_orm, orm, rows, repeat=1)))
+                results += best(conn, {"SQLAlchemy ORM add_all + commit": (run_orm, (orm, rows))}, 1).items()
                 orm[0].dispose()
     report(f"Load {N_ROWS:,} crm.order_line rows (customers and products first)", results,
            baseline="repository COPY loader (order_line.load)")
