@@ -13,11 +13,14 @@ import glob
 import hashlib
 import os
 import pwd
+import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -41,6 +44,18 @@ def bindir() -> Path:
         if out and (Path(out) / "initdb").exists():
             return Path(out)
     raise DbtoolError("no PostgreSQL server binaries found (install postgresql, or set PG_BINDIR or DATABASE_URL)")
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Never hand over (chown) a folder someone else planted, e.g. a symlink in /tmp."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise DbtoolError(f"{path} is not a plain folder (a symlink?): refusing to use it for the local cluster")
+    allowed = {os.geteuid()}
+    if os.geteuid() == 0:
+        allowed.add(pwd.getpwnam("postgres").pw_uid)
+    if st.st_uid not in allowed:
+        raise DbtoolError(f"{path} belongs to uid {st.st_uid}: refusing to use it for the local cluster")
 
 
 def _run_as() -> list[str]:
@@ -73,6 +88,7 @@ class Cluster:
     def _prepare_dirs(self) -> None:
         for d in {self.base, self.sockdir}:
             d.mkdir(parents=True, exist_ok=True)
+            _refuse_foreign(d)
             if os.geteuid() == 0:
                 pg = pwd.getpwnam("postgres")
                 os.chown(d, pg.pw_uid, pg.pw_gid)
@@ -83,35 +99,56 @@ class Cluster:
                 "set DATABASE_URL or move the checkout somewhere postgres can reach"
             )
 
+    def bindir(self) -> Path:
+        """The binaries of the cluster's own major version once it exists (a newer install cannot start it)."""
+        version = self.data / "PG_VERSION"
+        if version.exists() and not os.environ.get("PG_BINDIR"):
+            own = Path(f"/usr/lib/postgresql/{version.read_text().strip()}/bin")
+            if (own / "pg_ctl").exists():
+                return own
+        return bindir()
+
     def initialised(self) -> bool:
         return (self.data / "PG_VERSION").exists()
 
     def running(self) -> bool:
         if not self.initialised():
             return False
-        return self._cmd(str(bindir() / "pg_ctl"), "status", "-D", str(self.data), check=False).returncode == 0
+        return self._cmd(str(self.bindir() / "pg_ctl"), "status", "-D", str(self.data), check=False).returncode == 0
 
     @contextmanager
     def _lock(self):
         # Several `dbtool migrate` processes may start the cluster at once.
         lockfile = self.base.parent / f".{self.base.name}.lock"
         lockfile.parent.mkdir(parents=True, exist_ok=True)
-        with open(lockfile, "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fd = os.open(lockfile, os.O_RDONLY | os.O_CREAT, 0o644)  # read-only: another user's file still locks
+        except PermissionError:
+            raise DbtoolError(f"cannot use the local cluster's lock file {lockfile} (created by another user?); "
+                              "set DATABASE_URL or run as that user") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
+        finally:
+            os.close(fd)
 
     def ensure_running(self) -> "Cluster":
         with self._lock():
             self._prepare_dirs()
             if not self.initialised():
-                self._cmd(str(bindir() / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                self._cmd(str(self.bindir() / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                           "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
             if not self.running():
-                opts = f"-k {self.sockdir} -c listen_addresses='' -p {self.port}"
-                for s in self.settings:
-                    opts += f" -c {s}"
-                self._cmd(str(bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
-                          "-l", str(self.base / "server.log"), "-o", opts)
+                # pg_ctl hands -o to a shell: quote what may hold spaces.
+                opts = " ".join([f"-k {shlex.quote(str(self.sockdir))}", "-c listen_addresses=''", f"-p {self.port}",
+                                 *(f"-c {shlex.quote(s)}" for s in self.settings)])
+                log = self.base / "server.log"
+                started = self._cmd(str(self.bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
+                                    "-l", str(log), "-o", opts, check=False)
+                if started.returncode != 0:
+                    tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+                    raise DbtoolError(f"the local PostgreSQL did not start: {' '.join(tail) or started.stderr.strip()}"
+                                      f" (log: {log})")
             self._create_database()
         return self
 
@@ -123,7 +160,7 @@ class Cluster:
 
     def stop(self) -> None:
         if self.running():
-            self._cmd(str(bindir() / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w")
+            self._cmd(str(self.bindir() / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w")
 
     def destroy(self) -> None:
         self.stop()
@@ -133,7 +170,8 @@ class Cluster:
 
     # -- addressing ------------------------------------------------------------
     def conninfo(self, dbname: str | None = None) -> str:
-        return f"postgresql://postgres@/{dbname or self.dbname}?host={self.sockdir}&port={self.port}"
+        host = quote(str(self.sockdir), safe="/")  # a folder name may hold spaces
+        return f"postgresql://postgres@/{quote(dbname or self.dbname)}?host={host}&port={self.port}"
 
 
 def default_cluster() -> Cluster:

@@ -33,6 +33,10 @@ class LockTimeout(DbtoolError):
     pass
 
 
+class LockLost(DbtoolError):
+    pass
+
+
 def application_name(command: str) -> str:
     host = socket.gethostname().split(".")[0][:20]
     return f"dbtool {command} host={host} pid={os.getpid()}"[:63]
@@ -49,12 +53,13 @@ def describe_holder(row) -> str:
 def migration_lock(target: Target, command: str, timeout: float, say: Callable[[str], None]):
     conn = target.connect(application_name=application_name(command), autocommit=True)
     try:
-        started, told = time.monotonic(), None
+        started, told = time.monotonic(), object()
         while not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, LOCK_OBJ)).fetchone()[0]:
-            holder = describe_holder(conn.execute(HOLDER_SQL, (LOCK_CLASS, LOCK_OBJ)).fetchone())
-            if holder != told:
+            row = conn.execute(HOLDER_SQL, (LOCK_CLASS, LOCK_OBJ)).fetchone()
+            holder = describe_holder(row)
+            if (row[0] if row else None) != told:  # a new holder, not the same one a second older
                 say(f"waiting up to {timeout:g}s for the migration lock held by {holder}")
-                told = holder
+                told = row[0] if row else None
             if time.monotonic() - started >= timeout:
                 raise LockTimeout(f"gave up after {timeout:g}s waiting for the migration lock held by {holder}")
             time.sleep(0.2)
@@ -84,16 +89,24 @@ class BlockerWatch(threading.Thread):
         super().__init__(daemon=True)
         self.conn, self.app_name, self.interval = conn, app_name, interval
         self.blockers: list[tuple] = []
+        self.lost = False  # the lock's connection broke: the lock is gone with it
         self._done = threading.Event()
 
     def run(self) -> None:
         while not self._done.wait(self.interval):
             try:
                 rows = self.conn.execute(BLOCKERS_SQL, (self.app_name, self.app_name)).fetchall()
-            except Exception:  # the watch must never break a migration
+            except Exception:  # never raise into a migration: say it through `lost`
+                self.lost = self.conn.closed or self.conn.broken
                 return
             if rows:
                 self.blockers = rows
+
+    def check_held(self) -> None:
+        """Between migrations: stop rather than go on without the lock."""
+        if self.lost or self.conn.closed or self.conn.broken:
+            raise LockLost("the connection holding the migration lock was lost; stopped before the next migration "
+                           "(what was applied stays applied)")
 
     def describe(self) -> str:
         if not self.blockers:

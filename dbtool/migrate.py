@@ -178,6 +178,7 @@ def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float
         pending = list(backend.to_apply(migrations))
         bar = progress.Progress("migrate", total=len(pending))  # a live line on a terminal only
         for m in pending:
+            watch.check_held()
             t0 = time.monotonic()
             bar.step(f"{m.id} ({len(files_of(m))} files)")
             try:
@@ -202,6 +203,7 @@ def rollback(target: Target, modules: list[str], *, say: Say, everything: bool =
         if not everything:
             todo = _latest_per_module(todo)
         for m in todo:
+            watch.check_held()
             _run(backend.rollback_one, m, watch)
             done.append(m.id)
             say(f"rolled back {m.id}")

@@ -434,3 +434,31 @@ def test_status_and_validate_agree_on_a_migration_without_files(db_url, tmp_path
     assert status.returncode == 0 and "pending" not in status.stdout
     out = run_dbtool("validate", "--module", "infra", "--format", "json", "--database-url", db_url, env=env)
     assert '"pending"' not in out.stdout
+
+
+def test_a_waiting_run_names_the_holder_once(db_url):
+    with psycopg.connect(db_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, LOCK_OBJ))
+        out = run_dbtool("migrate", "--database-url", db_url, "--lock-timeout", "2.5")
+    assert out.returncode == 1
+    assert out.stderr.count("waiting up to 2.5s for the migration lock") == 1
+
+
+def test_losing_the_lock_connection_stops_before_the_next_migration(empty_url):
+    from dbtool.lock import LockLost
+
+    target = Target(empty_url, "test")
+    said: list[str] = []
+
+    def kill_lock_session(msg: str) -> None:
+        said.append(msg)
+        if msg.startswith("applied chatbot_"):  # terminate our own lock session after the first migration
+            with psycopg.connect(empty_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(l.pid) FROM pg_locks l WHERE l.locktype = 'advisory' "
+                              "AND l.classid = %s AND l.objid = %s AND l.granted", (LOCK_CLASS, LOCK_OBJ))
+            time.sleep(0.5)  # the watcher notices on its next poll
+
+    with pytest.raises(LockLost):
+        migrate_lib.migrate(target, modules(), say=kill_lock_session)
+    applied = [m for m in said if m.startswith("applied ")]
+    assert len(applied) == 1
