@@ -62,3 +62,19 @@ def test_erase_user_with_an_uninitialised_duckdb_file_erases_nothing(postgresql,
     assert "nothing erased" in out.stderr and out.stderr.strip().splitlines()[-1].startswith("dbtool: ")
     # The DuckDB failure came inside the PostgreSQL transaction: the user's rows are all still there.
     assert postgresql.execute("SELECT count(*) FROM chatbot.messages").fetchone()[0] == 2
+
+
+def test_duckdb_rows_are_erased_even_after_the_user_left_postgresql(postgresql, db_url, tmp_path):
+    sid = add_session(postgresql, add_user(postgresql, A), "sa")
+    add_messages(postgresql, sid, 2)
+    postgresql.commit()
+    path = tmp_path / "a.duckdb"
+    init(path)
+    with duckdb.connect(str(path)) as duck, Target(db_url, "test").connect(autocommit=True) as pg:
+        sync(pg, duck)
+    assert run_dbtool("erase-user", "--phone", A, "--yes", "--database-url", db_url).returncode == 0  # PG only
+    out = run_dbtool("erase-user", "--phone", A, "--duckdb", str(path), "--yes", "--database-url", db_url)
+    assert out.returncode == 0, out.stderr
+    assert "duckdb.message_history" in out.stdout and "chatbot.users" not in out.stdout
+    with duckdb.connect(str(path)) as duck:
+        assert count(duck, "message_history") == 0

@@ -101,7 +101,6 @@ def test_daily_rollup_is_an_idempotent_upsert(postgresql):
     a, b = _user(conn, "+1"), _user(conn, "+2")
     s1 = sessions.open(conn, user_id=a.id, now=T0)
     s2 = sessions.open(conn, user_id=b.id, now=T0)
-    conn.execute("UPDATE chatbot.sessions SET created_at = %s", (T0,))
     messages.append(conn, session_id=s1.id, role="user", content="1", now=T0)
     messages.append(conn, session_id=s1.id, role="assistant", content="2", now=T0, response_time_ms=100)
     messages.append(conn, session_id=s2.id, role="assistant", content="3", now=T0 + H, response_time_ms=300)
@@ -133,7 +132,7 @@ def test_consent_grant_and_withdraw(postgresql):
 def _full_user(conn, phone):
     u = _user(conn, phone)
     s = sessions.open(conn, user_id=u.id, now=T0)
-    messages.append(conn, session_id=s.id, role="user", content="hi")
+    messages.append(conn, session_id=s.id, role="user", content="hi", now=T0 + H)
     car_interactions.insert(conn, session_id=s.id, car_id="car-9", interaction_type="like")
     human_handoffs.request(conn, session_id=s.id, reason="help")
     qualified_leads.qualify(conn, session_id=s.id, score=80)
@@ -171,3 +170,18 @@ def test_erasure_is_all_or_nothing_when_a_hook_fails(postgresql):
     with pytest.raises(RuntimeError):
         users.erase(conn, id=a.id, erasers=[broken])
     assert conn.execute(COUNT, {"u": a.id}).fetchone() == (1, 1, 1, 1)
+
+
+def test_a_message_keeps_its_session_alive_and_a_dead_session_takes_none(postgresql):
+    conn = postgresql
+    s = sessions.open(conn, user_id=_user(conn).id, now=T0)
+    assert s.created_at == T0
+    messages.append(conn, session_id=s.id, role="user", content="still there?", now=T0 + 23 * H)
+    assert sessions.get(conn, id=s.id).expires_at == T0 + 47 * H  # another 24 h from the message
+    assert sessions.expire_stale(conn, now=T0 + 25 * H) == 0
+    with pytest.raises(IllegalTransition, match="closed or expired"):
+        messages.append(conn, session_id=s.id, role="user", content="too late", now=T0 + 48 * H)
+    sessions.close(conn, session_id=s.session_id)
+    with pytest.raises(IllegalTransition):
+        messages.append(conn, session_id=s.id, role="user", content="closed", now=T0 + 24 * H)
+    assert conn.execute("SELECT count(*) FROM chatbot.messages WHERE session_id = %s", (s.id,)).fetchone()[0] == 1

@@ -28,7 +28,7 @@ def open(conn: psycopg.Connection, *, user_id: int, session_id: str | None = Non
     """A new active session expiring TTL after `now` (session_id defaults to a random UUID hex)."""
     now = now or utcnow()
     return T.insert(conn, session_id=session_id or uuid.uuid4().hex, user_id=user_id, state=state,
-                    is_active=True, expires_at=now + TTL, last_activity_at=now)
+                    is_active=True, expires_at=now + TTL, last_activity_at=now, created_at=now)
 
 
 _TOUCH = sql.SQL("UPDATE {} SET last_activity_at = %s, expires_at = %s, turn_id = turn_id + %s"

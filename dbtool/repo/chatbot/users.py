@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
+from types import SimpleNamespace
 
 import psycopg
 from psycopg import sql
@@ -57,6 +58,10 @@ def erase(conn: psycopg.Connection, *, id: int | None = None, phone_number: str 
     """Delete every row of one user (by id or phone number); {table: rows deleted}. All or nothing."""
     with conn.transaction():
         user = T.get(conn, id=id) if id is not None else T.get(conn, phone_number=phone_number)
+        if user is None and phone_number is not None and erasers:
+            # Already gone from PostgreSQL (erased earlier without the analytics side): still erase the rest.
+            gone = SimpleNamespace(id=None, phone_number=phone_number)
+            return {table: n for eraser in erasers for table, n in eraser(conn, gone).items()}
         if user is None:
             raise NotFound(f"chatbot.users: no user {id if id is not None else phone_number}")
         session_ids = [r[0] for r in conn.execute(_SESSIONS_OF, (user.id,)).fetchall()]
