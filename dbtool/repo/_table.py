@@ -283,9 +283,10 @@ class Table(Generic[R]):
         """Insert, or update the given columns of the row with the same natural key; the row."""
         if not self.natural_key:
             raise RepoError(f"{self.qualified} has no natural key to upsert on")
-        missing = [c for c in self.natural_key if c not in values]
-        if missing:
-            raise InvalidValue(f"{self.qualified}: upsert needs its natural key ({', '.join(self.natural_key)})")
+        missing = [c for c in self.natural_key if values.get(c) is None]
+        if missing:  # NULL never conflicts: every call would insert another row
+            raise InvalidValue(f"{self.qualified}: upsert needs its natural key ({', '.join(self.natural_key)}), "
+                               f"not null")
         cols = self._ordered(values)
         return self.run(conn, self._stmt("upsert", cols), self._params(cols, values)).fetchone()
 
@@ -302,6 +303,8 @@ class Table(Generic[R]):
             raise InvalidValue(f"{self.qualified}: page() filters on equality; None matches nothing")
         eq = tuple(sorted(equal))
         order = by + tuple(c for c in self.primary_key if c not in by and c not in equal)
+        if not order:  # the filters pin the whole primary key: at most one row
+            raise RepoError(f"{self.qualified}: page() filters on the whole primary key; use get()")
         if not self._supported(eq, by):
             raise RepoError(f"{self.qualified}: no index on ({', '.join(eq + by)}) to list by")
         if after is not None and len(after) != len(order):

@@ -176,3 +176,14 @@ def test_binary_copy_loads_the_same_rows(postgresql):
     a, b = order_line.page(conn, customer_code="C1", by="order_date").rows
     expected = (rows[0][3], Decimal("10.50"), 2)
     assert (a.doc_ref, a.amount_ht, a.quantity) == (b.doc_ref, b.amount_ht, b.quantity) == expected
+
+
+def test_upsert_refuses_a_null_natural_key_and_page_a_pinned_primary_key(postgresql):
+    from dbtool.repo.chatbot import messages
+    from dbtool.repo.crm import product
+    from dbtool.repo.errors import InvalidValue, RepoError
+
+    with pytest.raises(InvalidValue, match="not null"):
+        messages.upsert(postgresql, message_id=None, session_id=1, role="user", content="x")
+    with pytest.raises(RepoError, match="use get"):
+        product.page(postgresql, product_key="P1")
