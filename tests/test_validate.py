@@ -264,3 +264,14 @@ def test_duckdb_file_is_validated_in_the_same_report(db_url, tmp_path):
     assert rc == 1
     assert ("table", f"duckdb.{table}", "missing") in {(f["kind"], f["object"], f["problem"])
                                                        for f in report["findings"]}
+
+
+def test_a_renamed_index_is_one_warning_not_missing_plus_extra(db_url):
+    drift(db_url, "ALTER INDEX planning.idx_weekly_actuals_store RENAME TO weekly_actuals_store_id_idx")
+    rc, report, _ = validate(db_url, "--module", "planning")
+    assert rc == 0
+    assert [(f["object"], f["problem"], f["severity"], f["expected"], f["found"]) for f in report["findings"]] == [
+        ("planning.weekly_actuals.idx_weekly_actuals_store", "renamed", "warning", "idx_weekly_actuals_store",
+         "weekly_actuals_store_id_idx")]
+    rc, report, _ = validate(db_url, "--module", "planning", "--strict")
+    assert rc == 1

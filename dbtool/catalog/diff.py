@@ -36,7 +36,7 @@ class Finding:
     severity: str
     kind: str
     object: str
-    problem: str  # missing | extra | differs | invalid | not_ready | not_valid | edited | file_missing | pending
+    problem: str  # missing extra differs renamed invalid not_ready not_valid edited file_missing pending ...
     attribute: str | None = None
     expected: Any = None
     found: Any = None
@@ -47,7 +47,7 @@ class Finding:
         what = f"{self.problem} {self.kind} {self.object}"
         if self.attribute:
             what += f" {self.attribute}"
-        if self.problem == "differs":
+        if self.problem in ("differs", "renamed"):
             what += f": expected {_show(self.expected)}, found {_show(self.found)}"
         if self.detail:
             what += f" ({self.detail})"
@@ -99,8 +99,26 @@ def diff(expected: dict, live: dict, *, strict: bool = False) -> list[Finding]:
             findings.extend(_health(kind, name, g, table))
             if table not in extra_parents:
                 findings.append(Finding(extra_severity, kind, name, "extra", table=table))
+    findings = _pair_renamed_indexes(findings, expected.get("index", {}), live.get("index", {}), strict)
     order = {k: i for i, k in enumerate(KINDS)}
     return sorted(findings, key=lambda f: (order[f.kind], f.object))
+
+
+def _pair_renamed_indexes(findings: list[Finding], exp: dict, got: dict, strict: bool) -> list[Finding]:
+    """A missing and an extra index on one table with the same definition: one index, renamed."""
+    missing = {f.object: f for f in findings if f.kind == "index" and f.problem == "missing"}
+    extra = {f.object: f for f in findings if f.kind == "index" and f.problem == "extra"}
+    for name, f in list(missing.items()):
+        want = (exp[name]["table"], exp[name]["definition"], exp[name]["unique"])
+        twin = next((x for x in extra if (got[x]["table"], got[x]["definition"], got[x]["unique"]) == want), None)
+        if twin is None:
+            continue
+        findings.remove(f)
+        findings.remove(extra.pop(twin))
+        findings.append(Finding(ERROR if strict else WARNING, "index", name, "renamed", "name",
+                                name.rsplit(".", 1)[1], twin.rsplit(".", 1)[1],
+                                detail="same definition under another name", table=f.table))
+    return findings
 
 
 def _differences(kind: str, name: str, e: dict, g: dict, table: str | None) -> list[Finding]:
