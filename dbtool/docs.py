@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -293,8 +294,8 @@ def commands_without_example(root: click.Command | None = None) -> list[str]:
 
 # -- writing --------------------------------------------------------------------------
 def render_all() -> dict[str, str]:
-    """{file name: content} of the generated Markdown files."""
-    return {"SCHEMA.md": schema_markdown(), "CLI.md": cli_markdown()}
+    """{file name: content} of the generated text files (schema.dot is the source of schema.svg)."""
+    return {"SCHEMA.md": schema_markdown(), "CLI.md": cli_markdown(), "schema.dot": schema_dot()}
 
 
 def write(out_dir: Path = DOCS_DIR, *, svg: bool = True) -> list[Path]:
@@ -310,6 +311,9 @@ def write(out_dir: Path = DOCS_DIR, *, svg: bool = True) -> list[Path]:
         proc = subprocess.run([dot, "-Tsvg"], input=schema_dot(), capture_output=True, text=True, check=True)
         (out_dir / "schema.svg").write_text(proc.stdout, encoding="utf-8")
         written.append(out_dir / "schema.svg")
+    elif svg and (out_dir / "schema.svg").exists():
+        # Say so rather than leave a picture that may no longer match schema.dot.
+        print(f"note: Graphviz `dot` not found: {out_dir / 'schema.svg'} was not regenerated", file=sys.stderr)
     return written
 
 

@@ -24,9 +24,10 @@ def test_committed_schema_doc_is_current():
     assert committed == docs.schema_markdown(), "docs/SCHEMA.md is stale: run `make docs` and commit it"
 
 
-def test_every_table_has_a_comment():
-    tables, _columns = docs.uncommented()
+def test_every_table_and_non_obvious_column_has_a_comment():
+    tables, columns = docs.uncommented()
     assert tables == [], f"tables without COMMENT ON TABLE in sql/: {tables}"
+    assert columns == [], f"non-obvious columns without COMMENT ON COLUMN in sql/: {columns}"
 
 
 def test_one_er_diagram_per_module_with_every_table_and_foreign_key():
@@ -98,7 +99,7 @@ def test_graphviz_source_has_every_table_and_foreign_key():
     assert dot.count(" -> ") == fk_count
 
 
-def test_write_without_svg_writes_only_markdown(tmp_path):
+def test_write_without_svg_writes_the_text_files_only(tmp_path):
     written = docs.write(tmp_path, svg=False)
-    assert sorted(p.name for p in written) == ["CLI.md", "SCHEMA.md"]
+    assert sorted(p.name for p in written) == ["CLI.md", "SCHEMA.md", "schema.dot"]
     assert not (tmp_path / "schema.svg").exists()
