@@ -29,11 +29,11 @@ CREATE OR REPLACE TRIGGER metrics_daily_set_updated_at BEFORE UPDATE ON chatbot.
     FOR EACH ROW EXECUTE FUNCTION chatbot.set_updated_at();
 
 COMMENT ON TABLE chatbot.metrics_daily IS 'Daily statistics of the chatbot, one row per day (recomputed rows are updated).';
-COMMENT ON COLUMN chatbot.metrics_daily.date IS 'Day the row covers, in the business''s local time zone.';
-COMMENT ON COLUMN chatbot.metrics_daily.total_users IS 'Distinct users who sent a message that day.';
+COMMENT ON COLUMN chatbot.metrics_daily.date IS 'Day the row covers, midnight to midnight UTC.';
+COMMENT ON COLUMN chatbot.metrics_daily.total_users IS 'Distinct users with a message (sent or received) that day.';
 COMMENT ON COLUMN chatbot.metrics_daily.avg_response_time_ms IS 'Mean bot response time, in milliseconds.';
 COMMENT ON COLUMN chatbot.metrics_daily.nlp_accuracy IS 'Share of user messages whose intent was recognised correctly, 0 to 1.';
-COMMENT ON COLUMN chatbot.metrics_daily.conversion_rate IS 'Share of the day''s sessions that produced a qualified lead, 0 to 1.';
+COMMENT ON COLUMN chatbot.metrics_daily.conversion_rate IS 'Share of the day''s qualified leads that converted (bought), 0 to 1; null without leads.';
 COMMENT ON COLUMN chatbot.metrics_daily.total_messages IS 'Messages exchanged that day (user and assistant).';
 COMMENT ON COLUMN chatbot.metrics_daily.total_sessions IS 'Sessions started that day.';
 COMMENT ON COLUMN chatbot.metrics_daily.total_qualified_leads IS 'Leads qualified (score >= 60) that day.';
