@@ -79,7 +79,7 @@ def test_lead_qualifies_at_60(postgresql):
 def test_handoff_lifecycle(postgresql):
     conn = postgresql
     s = sessions.open(conn, user_id=_user(conn).id, now=T0)
-    h = human_handoffs.request(conn, session_id=s.id, reason="wants a human", context={"turn": 3})
+    h = human_handoffs.request(conn, session_id=s.id, reason="wants a human", context={"turn": 3}, now=T0 + H)
     assert (h.status, sessions.get(conn, id=s.id).state) == ("PENDING", "HANDOFF")
     with pytest.raises(IllegalTransition):
         human_handoffs.resolve(conn, id=h.id)
@@ -90,9 +90,13 @@ def test_handoff_lifecycle(postgresql):
     assert (done.status, done.rating, done.resolved_at) == ("RESOLVED", 5, T0 + H)
     with pytest.raises(IllegalTransition):
         human_handoffs.cancel(conn, id=h.id)
-    h2 = human_handoffs.request(conn, session_id=s.id, reason="again")
+    h2 = human_handoffs.request(conn, session_id=s.id, reason="again", now=T0 + 2 * H)
     assert human_handoffs.cancel(conn, id=h2.id).status == "CANCELLED"
     assert human_handoffs.queue(conn, status="PENDING").rows == []
+    with pytest.raises(IllegalTransition, match="closed or expired"):  # the TTL passed
+        human_handoffs.request(conn, session_id=s.id, reason="late", now=T0 + 25 * H)
+    with pytest.raises(NotFound):
+        human_handoffs.request(conn, session_id=-1, reason="nobody", now=T0)
 
 
 def test_daily_rollup_is_an_idempotent_upsert(postgresql):
@@ -134,7 +138,7 @@ def _full_user(conn, phone):
     s = sessions.open(conn, user_id=u.id, now=T0)
     messages.append(conn, session_id=s.id, role="user", content="hi", now=T0 + H)
     car_interactions.insert(conn, session_id=s.id, car_id="car-9", interaction_type="like")
-    human_handoffs.request(conn, session_id=s.id, reason="help")
+    human_handoffs.request(conn, session_id=s.id, reason="help", now=T0 + H)
     qualified_leads.qualify(conn, session_id=s.id, score=80)
     return u
 

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from .._lifecycle import Lifecycle
 from .._table import Page, Table, utcnow
-from ..errors import NotFound
+from ..errors import IllegalTransition, NotFound
 from ..rows_generated import HumanHandoffs
 from . import sessions
 
@@ -28,13 +29,25 @@ LIFECYCLE = Lifecycle(T, {"ASSIGNED": ["PENDING", "ASSIGNED"], "IN_PROGRESS": ["
                           "RESOLVED": ["IN_PROGRESS"], "CANCELLED": ["PENDING", "ASSIGNED", "IN_PROGRESS"]})
 
 
+_TO_HANDOFF = sql.SQL("UPDATE {} SET state = 'HANDOFF' WHERE id = %s AND is_active AND expires_at > %s"
+                      ).format(sessions.T.ident)
+
+
 def request(conn: psycopg.Connection, *, session_id: int, reason: str,
-            context: Mapping[str, Any] | None = None) -> HumanHandoffs:
-    """Ask for a human: a PENDING hand-off, and the session moves to the HANDOFF state."""
+            context: Mapping[str, Any] | None = None, now: dt.datetime | None = None) -> HumanHandoffs:
+    """Ask for a human: a PENDING hand-off, and the live session moves to the HANDOFF state.
+
+    A closed or expired session cannot be handed off (IllegalTransition, nothing changed). The
+    session stays in HANDOFF once the hand-off ends: the bot does not take a conversation back.
+    """
+    now = now or utcnow()
     with conn.transaction():
-        if sessions.T.update(conn, id=session_id, state="HANDOFF") is None:
-            raise NotFound(f"chatbot.sessions: no session with id={session_id}")
-        return T.insert(conn, session_id=session_id, reason=reason, context=dict(context or {}))
+        if conn.execute(_TO_HANDOFF, (session_id, now)).rowcount == 0:
+            if sessions.T.get(conn, id=session_id) is None:
+                raise NotFound(f"chatbot.sessions: no session with id={session_id}")
+            raise IllegalTransition(f"chatbot.sessions: session id={session_id} is closed or expired; "
+                                    "no hand-off requested")
+        return T.insert(conn, session_id=session_id, reason=reason, context=dict(context or {}), created_at=now)
 
 
 def assign(conn: psycopg.Connection, *, id: int, assigned_to: str) -> HumanHandoffs:
