@@ -101,3 +101,12 @@ def test_events_log_pages(world):
     rest = events.for_customer(conn, customer_id=c.id, after=first.next, limit=3)
     assert len(first.rows) == 3 and len(rest.rows) == 2 and rest.next is None
     assert {e.id for e in first.rows}.isdisjoint({e.id for e in rest.rows})
+
+
+def test_no_approval_request_for_a_recommendation_already_decided(world):
+    conn, c, a = world
+    rec = _rec(conn, c, a)
+    recommendations.approve(conn, id=rec.id)
+    with pytest.raises(IllegalTransition, match="is APPROVED"):
+        approvals.request(conn, recommendation_id=rec.id)
+    assert approvals.pending(conn, customer_id=c.id).rows == []

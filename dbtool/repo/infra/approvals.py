@@ -15,7 +15,7 @@ from psycopg import sql
 
 from .._lifecycle import Lifecycle
 from .._table import Page, Table, utcnow
-from ..errors import NotFound
+from ..errors import IllegalTransition, NotFound
 from ..rows_generated import Approvals
 from . import recommendations
 
@@ -25,17 +25,29 @@ get, insert, update, delete, upsert, page, load = (T.get, T.insert, T.update, T.
 LIFECYCLE = Lifecycle(T, {"APPROVED": ["PENDING"], "REJECTED": ["PENDING"]})
 
 _REQUEST = sql.SQL(
-    "INSERT INTO {a} (recommendation_id, customer_id) SELECT id, customer_id FROM {r} WHERE id = %s"
+    "INSERT INTO {a} (recommendation_id, customer_id) SELECT id, customer_id FROM {r}"
+    " WHERE id = %s AND status = 'PENDING'"
     " ON CONFLICT (recommendation_id) DO UPDATE SET recommendation_id = EXCLUDED.recommendation_id {ret}"
 ).format(a=T.ident, r=recommendations.T.ident, ret=T.returning)
 
 
 def request(conn: psycopg.Connection, *, recommendation_id: UUID) -> Approvals:
-    """The (PENDING) approval request of a recommendation; asking twice returns the same row."""
+    """The (PENDING) approval request of a PENDING recommendation; asking twice returns the same row.
+
+    A recommendation already decided another way (e.g. approved directly) gets no request that
+    could never be decided (IllegalTransition).
+    """
     row = T.run(conn, _REQUEST, (recommendation_id,)).fetchone()
-    if row is None:
+    if row is not None:
+        return row
+    existing = T.get(conn, recommendation_id=recommendation_id)
+    if existing is not None:
+        return existing
+    rec = recommendations.T.get(conn, id=recommendation_id)
+    if rec is None:
         raise NotFound(f"infra.recommendations: no row with id={recommendation_id}")
-    return row
+    raise IllegalTransition(f"infra.recommendations: {recommendation_id} is {rec.status}; only a PENDING "
+                            "recommendation is put to the customer")
 
 
 def decide(conn: psycopg.Connection, *, recommendation_id: UUID, approved: bool, approved_by: str,
