@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -313,6 +313,17 @@ class Table(Generic[R]):
         rows = self.run(conn, self._stmt("page", eq, order, by, after is not None), params).fetchall()
         nxt = tuple(getattr(rows[-1], c) for c in order) if rows and len(rows) == limit else None
         return Page(rows, nxt)
+
+    def iterate(self, conn: psycopg.Connection, *, by: str | Sequence[str] = (), page_size: int = 1000,
+                **equal: Any) -> Iterator[R]:
+        """Every row page() would list, fetched page by page (no silent cut at one page)."""
+        after = None
+        while True:
+            chunk = self.page(conn, by=by, after=after, limit=page_size, **equal)
+            yield from chunk.rows
+            if chunk.next is None:
+                return
+            after = chunk.next
 
     def where_page(self, conn: psycopg.Connection, name: str, where: sql.Composable, params: Sequence[Any], *,
                    order: Sequence[str], after: Sequence[Any] | None = None, limit: int = 100) -> Page[R]:

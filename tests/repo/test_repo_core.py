@@ -187,3 +187,11 @@ def test_upsert_refuses_a_null_natural_key_and_page_a_pinned_primary_key(postgre
         messages.upsert(postgresql, message_id=None, session_id=1, role="user", content="x")
     with pytest.raises(RepoError, match="use get"):
         product.page(postgresql, product_key="P1")
+
+
+def test_iterate_returns_every_row_across_pages(postgresql):
+    from dbtool.repo.crm import customer
+
+    customer.load(postgresql, ((f"C{i:04d}", f"c{i}@x.test") for i in range(25)), columns=("customer_code", "email"))
+    got = [c.customer_code for c in customer.T.iterate(postgresql, page_size=7)]
+    assert got == [f"C{i:04d}" for i in range(25)]

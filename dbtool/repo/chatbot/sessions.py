@@ -66,7 +66,7 @@ def close(conn: psycopg.Connection, *, session_id: str) -> Sessions | None:
 def active_for_user(conn: psycopg.Connection, *, user_id: int, now: dt.datetime | None = None) -> list[Sessions]:
     """A user's active, unexpired sessions."""
     now = now or utcnow()
-    return [s for s in T.page(conn, user_id=user_id, is_active=True, limit=1000).rows if s.expires_at > now]
+    return [s for s in T.iterate(conn, user_id=user_id, is_active=True) if s.expires_at > now]
 
 
 def _key(conn: psycopg.Connection, session_id: str) -> dict:

@@ -34,5 +34,4 @@ def for_customer(conn: psycopg.Connection, *, customer_id: UUID, after: tuple | 
 
 def for_recommendation(conn: psycopg.Connection, *, recommendation_id: UUID) -> list[Events]:
     """The history of one recommendation, oldest first."""
-    rows = T.page(conn, recommendation_id=recommendation_id, limit=1000).rows
-    return sorted(rows, key=lambda e: (e.created_at, str(e.id)))
+    return sorted(T.iterate(conn, recommendation_id=recommendation_id), key=lambda e: (e.created_at, str(e.id)))
