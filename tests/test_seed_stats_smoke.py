@@ -158,3 +158,30 @@ def test_pool_sizes_and_health_checked_connections(db_url, monkeypatch):
 def test_help(cmd):
     out = run_dbtool(cmd, "--help")
     assert out.returncode == 0 and "Exit codes" in out.stdout
+
+
+def test_a_pooled_connection_killed_by_the_server_is_replaced(db_url):
+    with pool.make_pool(Target(db_url, "test"), min_size=1, max_size=1) as p:
+        with p.connection() as conn:
+            victim = conn.info.backend_pid
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (victim,))
+        with p.connection() as conn:  # checked on the way out of the pool: the dead one is thrown away
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.info.backend_pid != victim
+
+
+def test_seed_holds_the_rows_the_specifications_list(db_url):
+    assert run_dbtool("seed", "--database-url", db_url).returncode == 0
+    with psycopg.connect(db_url) as conn:
+        one = lambda q: conn.execute(q).fetchone()  # noqa: E731
+        assert one("SELECT count(*), bool_and(consent) FROM chatbot.users") == (3, True)
+        assert one("SELECT count(*), count(DISTINCT (state, is_active)) FROM chatbot.sessions") == (2, 2)
+        assert one("SELECT count(*) FROM chatbot.messages") == (4,)
+        assert one("SELECT count(*), min(qualification_score) >= 60 FROM chatbot.qualified_leads") == (1, True)
+        names = {r[0] for r in conn.execute("SELECT name FROM infra.customers")}
+        assert names == {"Acme Corp", "StartupCo", "Demo Customer"}
+        assert [one(f"SELECT count(*) FROM infra.{t}")[0] for t in ("agents", "events", "recommendations")] \
+            == [5, 3, 3]
+        assert one("SELECT count(*) FROM crm.product WHERE product_key = 'PINOT_NOIR_2022'") == (1,)
+        assert one("SELECT count(*) FROM crm.customer WHERE customer_code = 'CUST_001'") == (1,)
