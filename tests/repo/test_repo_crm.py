@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
 from dbtool.repo.crm import (
     audit_item,
     client_master_profile,
@@ -17,6 +19,7 @@ from dbtool.repo.crm import (
     reco_run,
 )
 from dbtool.repo.crm.reco_item import Candidate
+from dbtool.repo.errors import IllegalTransition
 
 TODAY = dt.date(2025, 6, 30)
 
@@ -119,3 +122,16 @@ def test_remaining_crm_tables_round_trip(postgresql):
     assert product_alias.upsert(conn, alias_label="p one", product_key="P2").product_key == "P2"
     prof = client_master_profile.upsert(conn, customer_code="C1", segment="Champions", r_score=5)
     assert client_master_profile.page(conn, segment="Champions").rows == [prof]
+
+
+def test_reco_run_moves_only_along_its_lifecycle(postgresql):
+    conn = postgresql
+    reco_run.create(conn, config=CONFIG, run_id="R9")
+    with pytest.raises(IllegalTransition):
+        reco_run.finish(conn, run_id="R9")  # PENDING cannot complete without running
+    reco_run.start(conn, run_id="R9")
+    failed = reco_run.fail(conn, run_id="R9", error_message="scoring crashed")
+    assert (failed.status, failed.error_message, failed.finished_at is not None) == ("FAILED", "scoring crashed", True)
+    with pytest.raises(IllegalTransition):
+        reco_run.start(conn, run_id="R9")  # a failed run is not restarted: create a new one
+    assert reco_run.get(conn, run_id="R9").status == "FAILED"
