@@ -13,16 +13,21 @@ from helpers import run_dbtool
 A, B = "+5511933333333", "+5511944444444"
 
 
-def test_erase_user_cli_erases_postgresql_and_duckdb(postgresql, db_url, tmp_path):
-    for phone, key in ((A, "sa"), (B, "sb")):
-        sid = add_session(postgresql, add_user(postgresql, phone), key)
-        add_messages(postgresql, sid, 3)
+def synced(postgresql, db_url, tmp_path, users: dict[str, int]):
+    """Users (phone -> messages) in PostgreSQL, synced into a new DuckDB file; the file's path."""
+    for i, (phone, n) in enumerate(users.items()):
+        add_messages(postgresql, add_session(postgresql, add_user(postgresql, phone), f"s{i}"), n)
     postgresql.commit()
     path = tmp_path / "a.duckdb"
     init(path)
     with duckdb.connect(str(path)) as duck, Target(db_url, "test").connect(autocommit=True) as pg:
         sync(pg, duck)
-        assert count(duck, "message_history") == 6
+        assert count(duck, "message_history") == sum(users.values())
+    return path
+
+
+def test_erase_user_cli_erases_postgresql_and_duckdb(postgresql, db_url, tmp_path):
+    path = synced(postgresql, db_url, tmp_path, {A: 3, B: 3})
 
     out = run_dbtool("erase-user", "--phone", A, "--duckdb", str(path), "--yes", "--database-url", db_url)
     assert out.returncode == 0, out.stderr
@@ -65,13 +70,7 @@ def test_erase_user_with_an_uninitialised_duckdb_file_erases_nothing(postgresql,
 
 
 def test_duckdb_rows_are_erased_even_after_the_user_left_postgresql(postgresql, db_url, tmp_path):
-    sid = add_session(postgresql, add_user(postgresql, A), "sa")
-    add_messages(postgresql, sid, 2)
-    postgresql.commit()
-    path = tmp_path / "a.duckdb"
-    init(path)
-    with duckdb.connect(str(path)) as duck, Target(db_url, "test").connect(autocommit=True) as pg:
-        sync(pg, duck)
+    path = synced(postgresql, db_url, tmp_path, {A: 2})
     assert run_dbtool("erase-user", "--phone", A, "--yes", "--database-url", db_url).returncode == 0  # PG only
     out = run_dbtool("erase-user", "--phone", A, "--duckdb", str(path), "--yes", "--database-url", db_url)
     assert out.returncode == 0, out.stderr
