@@ -17,13 +17,11 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
-
-import psycopg
-from psycopg import sql
 
 from .errors import DbtoolError
 from .paths import VAR_DIR
@@ -153,6 +151,9 @@ class Cluster:
         return self
 
     def _create_database(self) -> None:
+        import psycopg  # here, so `python -m dbtool.devdb down` needs only the standard library
+        from psycopg import sql
+
         with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,)).fetchone()
             if not exists:
@@ -176,3 +177,24 @@ class Cluster:
 
 def default_cluster() -> Cluster:
     return Cluster(Path(os.environ.get("DBTOOL_DEVDB_DIR") or VAR_DIR / "pg"))
+
+
+def main(argv: list[str]) -> int:
+    """`python -m dbtool.devdb down`: stop the local cluster without the venv (make db-down, make clean)."""
+    if argv != ["down"]:
+        print("usage: python -m dbtool.devdb down", file=sys.stderr)
+        return 2
+    cluster = default_cluster()
+    try:
+        cluster.stop()
+        if (cluster.data / "postmaster.pid").exists():  # pg_ctl could not tell, or could not stop it
+            raise DbtoolError(f"the local cluster in {cluster.base} may still be running ({cluster.data}/postmaster.pid"
+                              " exists): stop it before deleting anything")
+    except DbtoolError as exc:
+        print(f"dbtool: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
