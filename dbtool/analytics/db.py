@@ -75,36 +75,56 @@ def apply_schema(conn: duckdb.DuckDBPyConnection, *, sql_dir: Path = DUCKDB_SQL_
 
 def apply_file(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
     text = path.read_text(encoding="utf-8")
+    last_line = text.count("\n") + (0 if text.endswith("\n") else 1)
     try:
         statements = conn.extract_statements(text)
-    except duckdb.Error as exc:  # a parse error: DuckDB's LINE is already the file's line
-        raise AnalyticsError(f"{path.name}{_line_suffix(exc, 1)}: {first_line(exc)}") from None
+    except duckdb.Error as exc:  # a parse error: the whole text was parsed, so a LINE is the file's line
+        raise AnalyticsError(f"{path.name}, line {_pointed_line(exc, 1, 1, last_line)}: {first_line(exc)}") from None
     conn.execute("BEGIN")
-    pos, line = 0, 1
+    pos = 0
     try:
         for stmt in statements:
+            # Run the statement from its first keyword, whose file line we know: how a DuckDB release
+            # counts lines in what it was given (leading blank lines, comments) then does not matter.
             at = text.find(stmt.query, pos)
-            if at >= 0:  # the line where this statement starts, for the error message
-                line += text.count("\n", pos, at)
-                pos = at
-            start = line + _leading_blank_lines(stmt.query)
+            query = _strip_leading_trivia(stmt.query)
+            if at >= 0:
+                at += len(stmt.query) - len(query)
+                pos = at + len(query)
+            start = text.count("\n", 0, at) + 1 if at >= 0 else 1
+            end = start + query.rstrip().count("\n")
             try:
-                conn.execute(stmt.query)
+                conn.execute(query)
             except duckdb.Error as exc:
-                raise AnalyticsError(f"{path.name}{_line_suffix(exc, start)}: {first_line(exc)}") from None
+                raise AnalyticsError(f"{path.name}, line {_pointed_line(exc, start, start, end)}: "
+                                     f"{first_line(exc)}") from None
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
 
 
-def _leading_blank_lines(query: str) -> int:
-    return len(query) - len(query.lstrip("\n")) if query.strip() else 0
+def _strip_leading_trivia(query: str) -> str:
+    """The statement without the blank lines and comments before its first keyword."""
+    while True:
+        query = query.lstrip()
+        if query.startswith("--"):
+            query = query.partition("\n")[2]
+        elif query.startswith("/*") and "*/" in query:
+            query = query.partition("*/")[2]
+        else:
+            return query
 
 
-def _line_suffix(exc: BaseException, start: int) -> str:
+def _pointed_line(exc: BaseException, origin: int, first: int, last: int) -> int:
+    """The line DuckDB points at (its 'LINE n' counts from `origin`), kept within [first, last].
+
+    The statement's first line is the answer whenever the message has no pointer, or one that
+    falls outside the statement: a release's wording or counting can never move us out of it.
+    """
     m = _LINE.search(str(exc))
-    return f", line {start + int(m.group(1)) - 1}" if m else f", statement at line {start}"
+    line = origin + int(m.group(1)) - 1 if m else first
+    return line if first <= line <= last else first
 
 
 def _object_count(conn: duckdb.DuckDBPyConnection) -> int:

@@ -72,3 +72,33 @@ def test_cli_init_refuses_a_file_that_is_not_duckdb(tmp_path):
     out = run_dbtool("analytics", "init", "--path", str(bogus))
     assert out.returncode == 1
     assert out.stderr.startswith("dbtool: cannot open DuckDB file") and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("lead", ["", "\n\n\n", "-- note\n/* block\n comment */\n\n"])
+@pytest.mark.parametrize("between", ["", "\n", "\n-- the next one breaks\n\n"])
+def test_error_line_is_the_failing_token_whatever_precedes_it(tmp_path, lead, between):
+    """Blank lines and comments before and between statements never shift the reported line."""
+    text = (lead + "CREATE TABLE IF NOT EXISTS a (x INTEGER);\n" + between
+            + "CREATE TABLE IF NOT EXISTS b (\n    x INTEGER,\n    y no_such_type\n);\n")
+    (tmp_path / "010_f.sql").write_text(text)
+    token_line = text.splitlines().index("    y no_such_type") + 1
+    with pytest.raises(db.AnalyticsError, match=rf"^010_f\.sql, line {token_line}: .*no_such_type"):
+        db.apply_schema(duckdb.connect(":memory:"), sql_dir=tmp_path)
+
+
+def test_error_without_a_pointer_names_the_statement_line(tmp_path):
+    """A failure DuckDB gives no LINE for (a constraint at run time) names its statement's first line."""
+    (tmp_path / "010_f.sql").write_text(
+        "CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY);\n\n"
+        "INSERT INTO t VALUES (1);\n"
+        "-- a duplicate key\n"
+        "INSERT INTO t\n  VALUES (1);\n")
+    with pytest.raises(db.AnalyticsError, match=r"^010_f\.sql, line 5: Constraint Error") as err:
+        db.apply_schema(duckdb.connect(":memory:"), sql_dir=tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_parse_error_on_the_last_line_without_newline_stays_in_the_file(tmp_path):
+    (tmp_path / "010_f.sql").write_text("CREATE TABLE t (x INTEGER);\nCREATE TABLE u (x INTEGER")
+    with pytest.raises(db.AnalyticsError, match=r"^010_f\.sql, line [12]: Parser Error"):
+        db.apply_schema(duckdb.connect(":memory:"), sql_dir=tmp_path)
