@@ -24,12 +24,9 @@ from pathlib import Path
 
 from psycopg.conninfo import make_conninfo
 
-from . import devdb
+from . import devdb, paths
 from .config import Target
 from .errors import DbtoolError, UsageError
-from .paths import VAR_DIR
-
-BACKUP_DIR = VAR_DIR / "backups"
 
 USER_TABLES_SQL = """
     SELECT n.nspname || '.' || c.relname
@@ -59,8 +56,9 @@ def tool(name: str, *, server_major: int) -> str:
         candidates.append(devdb.bindir() / name)
     except DbtoolError:
         pass
-    if shutil.which(name):
-        candidates.append(Path(shutil.which(name)))
+    on_path = shutil.which(name)
+    if on_path:
+        candidates.append(Path(on_path))
     for path in candidates:
         if path.exists() and _major(path) >= server_major:
             return str(path)
@@ -104,7 +102,7 @@ def _server(target: Target) -> tuple[str, int]:
 
 def default_path(dbname: str, *, now: datetime | None = None) -> Path:
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    return BACKUP_DIR / f"{dbname}-{stamp}.dump"
+    return paths.var_dir() / "backups" / f"{dbname}-{stamp}.dump"
 
 
 def backup(target: Target, *, out: Path | None = None) -> Outcome:

@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import click
-import duckdb
-import psycopg
 
-from . import migrate as migrate_lib
-from .cli_common import EPILOG, database_options, lock_options, say, target_for
-from .config import mask_secrets
+from . import paths, settings
+from .cli_common import EPILOG, database_options, database_url_option, lock_options, say, setting_option, target_for
 from .errors import EXIT_CONNECT, EXIT_FINDINGS, EXIT_USAGE, DbtoolError, UsageError, first_line
+
+# psycopg, yoyo and duckdb are imported by the commands that use them: `dbtool --help` stays fast.
 
 
 @click.group(epilog="""Examples:
@@ -28,6 +27,7 @@ from .errors import EXIT_CONNECT, EXIT_FINDINGS, EXIT_USAGE, DbtoolError, UsageE
 
 """ + EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dbtool")
+@setting_option("DBTOOL_ROOT", "--root", metavar="DIR")
 def cli():
     """Raw-SQL migrations and exact schema validation for PostgreSQL."""
 
@@ -42,9 +42,12 @@ def cli():
 """ + EPILOG)
 @database_options
 @click.option("--dry-run", is_flag=True, help="List pending migrations and print their SQL; change nothing.")
+@setting_option("DBTOOL_PROGRESS", "--progress/--no-progress", default=None, show_default="on a terminal")
 @lock_options
 def migrate(database_url, modules, dry_run, **timeouts):
     """Apply pending migrations (under a lock, each in one transaction)."""
+    from . import migrate as migrate_lib
+
     target = target_for(database_url)
     out = migrate_lib.migrate(target, modules, say=say, dry_run=dry_run, **timeouts)
     if not dry_run:
@@ -65,6 +68,8 @@ With --exit-code: 1 when anything is pending. """ + EPILOG)
 @click.option("--exit-code", is_flag=True, help="Exit 1 when any migration is pending.")
 def status(database_url, modules, fmt, exit_code):
     """Applied and pending migrations per module, and files changed since (read-only)."""
+    from . import migrate as migrate_lib
+
     target = target_for(database_url)
     states = migrate_lib.status(target, modules)
     if fmt == "json":
@@ -85,6 +90,8 @@ def status(database_url, modules, fmt, exit_code):
 @lock_options
 def rollback(database_url, modules, everything, **timeouts):
     """Roll back the latest migration of each module (or all with --all)."""
+    from . import migrate as migrate_lib
+
     target = target_for(database_url)
     out = migrate_lib.rollback(target, modules, say=say, everything=everything, **timeouts)
     say(f"{len(out.applied)} migration(s) rolled back" if out.applied else "nothing to roll back")
@@ -94,13 +101,15 @@ def rollback(database_url, modules, everything, **timeouts):
 
 Asks you to type the module name; without a terminal it refuses unless --yes.
 """ + EPILOG)
-@click.option("--database-url", metavar="URL", help="PostgreSQL URL (default: as for migrate).")
+@database_url_option
 @click.option("--module", "-m", "module", required=True, metavar="M", help="The module to drop.")
 @click.option("--yes", is_flag=True, help="Do not ask (for scripts).")
 @lock_options
 def reset(database_url, module, yes, **timeouts):
     """Drop a module's schema and its migration records (asks first)."""
-    module = migrate_lib.check_modules([module])[0]
+    from . import migrate as migrate_lib
+
+    module = paths.check_modules([module])[0]
     target = target_for(database_url)
     if not yes:
         if not sys.stdin.isatty():
@@ -128,12 +137,14 @@ with --strict); files edited after they were applied are errors.
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True)
 @click.option("--from-sql", is_flag=True,
               help="Build the expectation from sql/ now, on a scratch database of the same server (needs CREATEDB).")
-@click.option("--verbose", "-v", is_flag=True, help="Also show informational findings (column order, comments).")
+@click.option("--verbose", "-v", is_flag=True, help="Also show informational findings (comments, old checksums).")
+@click.option("--explain", is_flag=True, help="Say under each finding, in one line, why it matters.")
 @click.option("--duckdb", "duckdb_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              envvar="DBTOOL_DUCKDB_PATH",
-              help="Also check this DuckDB analytics file against sql/duckdb/ (default: $DBTOOL_DUCKDB_PATH).")
-def validate(database_url, modules, strict, fmt, from_sql, verbose, duckdb_path):
+              envvar="DBTOOL_DUCKDB_PATH", show_envvar=True,
+              help="Also check this DuckDB analytics file against sql/duckdb/.")
+def validate(database_url, modules, strict, fmt, from_sql, verbose, explain, duckdb_path):
     """Compare the live catalog with what sql/ describes; report every difference."""
+    from . import migrate as migrate_lib
     from .catalog import render
     from .catalog import validate as validate_lib
 
@@ -146,29 +157,31 @@ def validate(database_url, modules, strict, fmt, from_sql, verbose, duckdb_path)
     elif fmt == "junit":
         click.echo(render.junit(report), nl=False)
     else:
-        click.echo(render.text(report, verbose=verbose, colour=render.use_colour()), nl=False)
+        click.echo(render.text(report, verbose=verbose, colour=render.use_colour(), explain=explain), nl=False)
     return 1 if report.errors else 0
 
 
 @cli.command(epilog="Example: make snapshot  (then review `git diff`)\n\n" + EPILOG)
-@click.option("--database-url", metavar="URL", help="Server for the scratch database (needs CREATEDB).")
+@database_url_option
 def snapshot(database_url):
     """Regenerate what is derived from sql/: expected catalogs, psql entry files, typed rows."""
     from . import psql_entry
     from .catalog import expected
-    from .paths import ROOT
     from .paths import modules as all_modules
+    from .paths import root
     from .repo import _generate
 
     target = target_for(database_url)
     for path in expected.write_snapshots(expected.build(target, all_modules())):
-        say(f"wrote {path.relative_to(ROOT)}")
+        say(f"wrote {path.relative_to(root())}")
     for module in all_modules():
         say(f"wrote sql/{psql_entry.write(module).name}")
-    say(f"wrote {_generate.write().relative_to(ROOT)}")
+    say(f"wrote {_generate.write().relative_to(root())}")
 
 
 @cli.group(epilog="Example: dbtool devdb up  (prints the URL to use with psql)\n\n" + EPILOG)
+@setting_option("DBTOOL_DEVDB_DIR", "--dir", metavar="DIR")
+@setting_option("PG_BINDIR", "--bindir", metavar="DIR")
 def devdb():
     """The local PostgreSQL cluster under var/ used when no database is configured."""
 
@@ -204,6 +217,7 @@ for _cmd in (wait, backup, restore, docs): cli.add_command(_cmd)  # noqa: E701
 
 
 def main() -> None:
+    settings.clear_overrides()
     try:
         rv = cli.main(standalone_mode=False)
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -214,18 +228,38 @@ def main() -> None:
         exc.show()
         sys.exit(EXIT_USAGE)
     except DbtoolError as exc:
-        say(f"dbtool: {mask_secrets(str(exc))}")
+        say(f"dbtool: {_mask(str(exc))}")
         sys.exit(exc.exit_code)
-    except psycopg.errors.InsufficientPrivilege as exc:
-        say(f"dbtool: the server refused this role: {mask_secrets(first_line(exc))}")
-        sys.exit(EXIT_CONNECT)
-    except psycopg.OperationalError as exc:  # the connection broke, the server went away
-        say(f"dbtool: lost the database: {mask_secrets(first_line(exc))}")
-        sys.exit(EXIT_CONNECT)
-    except (psycopg.Error, duckdb.Error) as exc:  # anything else the database said: one line, not a traceback
-        say(f"dbtool: {'DuckDB' if isinstance(exc, duckdb.Error) else 'database'} error: "
-            f"{mask_secrets(first_line(exc))}")
-        sys.exit(EXIT_FINDINGS)
     except KeyboardInterrupt:
         say("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        line, code = _database_failure(exc)
+        if line is None:
+            raise
+        say(f"dbtool: {line}")
+        sys.exit(code)
+
+
+def _mask(text: str) -> str:
+    from .config import mask_secrets
+
+    return mask_secrets(text)
+
+
+def _database_failure(exc: Exception) -> tuple[str | None, int]:
+    """One line and an exit code for what a database said; (None, 0) for anything else.
+
+    psycopg and duckdb are only consulted when a command already imported them.
+    """
+    psycopg = sys.modules.get("psycopg")
+    duckdb = sys.modules.get("duckdb")
+    if psycopg is not None and isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return f"the server refused this role: {_mask(first_line(exc))}", EXIT_CONNECT
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):  # the connection broke
+        return f"lost the database: {_mask(first_line(exc))}", EXIT_CONNECT
+    if psycopg is not None and isinstance(exc, psycopg.Error):  # anything else the database said
+        return f"database error: {_mask(first_line(exc))}", EXIT_FINDINGS
+    if duckdb is not None and isinstance(exc, duckdb.Error):
+        return f"DuckDB error: {_mask(first_line(exc))}", EXIT_FINDINGS
+    return None, 0

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from . import settings
 from .errors import ConnectError, UsageError, first_line  # noqa: F401 (re-exported)
 
 LIBPQ_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", "PGPASSWORD")
@@ -39,14 +41,21 @@ class Target:
         return self.params.get("password") or from_env
 
     def display(self) -> str:
-        """user@host:port/dbname, never the password."""
+        """A URI psql accepts as it is, never with the password.
+
+        A Unix socket folder goes in the query string (postgresql:///db?host=/run/x&port=5432),
+        as libpq wants it; names are percent-encoded.
+        """
         p = self.params
         user = p.get("user") or os.environ.get("PGUSER") or ""
         host = p.get("host") or os.environ.get("PGHOST") or "localhost"
         port = p.get("port") or os.environ.get("PGPORT") or "5432"
         db = p.get("dbname") or os.environ.get("PGDATABASE") or user
-        who = f"{user}@" if user else ""
-        return f"postgresql://{who}{host}:{port}/{db}"
+        who = f"{quote(user, safe='')}@" if user else ""
+        if host.startswith("/") or "," in host:  # socket folder(s), or several hosts
+            return f"postgresql://{who}/{quote(db, safe='')}?host={quote(host, safe='/,')}&port={quote(port, safe=',')}"
+        netloc = f"[{host}]" if ":" in host else host
+        return f"postgresql://{who}{netloc}:{port}/{quote(db, safe='')}"
 
     def mask(self, text: str) -> str:
         """Remove the password from any text that might echo it (URLs, libpq messages)."""
@@ -80,11 +89,7 @@ def mask_secrets(text: str) -> str:
 
 
 def default_connect_timeout() -> int:
-    raw = os.environ.get("DBTOOL_CONNECT_TIMEOUT", "10")
-    try:
-        return max(1, int(raw))
-    except ValueError:
-        raise UsageError(f"DBTOOL_CONNECT_TIMEOUT={raw!r}: give whole seconds") from None
+    return int(settings.get("DBTOOL_CONNECT_TIMEOUT"))
 
 
 def describe_connect_error(where: str, exc: BaseException) -> str:
@@ -93,8 +98,8 @@ def describe_connect_error(where: str, exc: BaseException) -> str:
     low = text.lower()
     if "password authentication failed" in low or "no password supplied" in low:
         why = "authentication failed (wrong user or password)"
-    elif re.search(r'database "[^"]+" does not exist', low):
-        why = "database " + re.search(r'database "[^"]+" does not exist', text, re.I).group(0)[9:]
+    elif m := re.search(r'database "[^"]+" does not exist', text, re.I):
+        why = "database " + m.group(0)[9:]
     elif "permission denied for database" in low or "not permitted to log in" in low:
         why = "the server refused this role: " + _tail(text)
     elif "no pg_hba.conf entry" in low:

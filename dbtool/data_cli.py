@@ -6,10 +6,8 @@ import json
 
 import click
 
-from . import seed as seed_lib
-from . import smoke as smoke_lib
-from . import stats as stats_lib
-from .cli_common import EPILOG, database_options, database_url_option, say, target_for
+from . import paths
+from .cli_common import EPILOG, database_options, database_url_option, say, setting_option, target_for
 from .errors import EXIT_FINDINGS
 
 
@@ -18,18 +16,23 @@ from .errors import EXIT_FINDINGS
 @click.option("--clear", is_flag=True, help="Remove exactly the seed rows (and nothing else) instead of adding them.")
 def seed(database_url, modules, clear):
     """Add the specifications' demo rows (idempotent), or remove them with --clear."""
+    from . import seed as seed_lib
+
     target = target_for(database_url)
     with target.connect() as conn:
         for module in modules:
             path = seed_lib.apply(conn, module, clear=clear)
-            say(f"{module:10} {'cleared' if clear else 'seeded'} ({path.relative_to(seed_lib.SQL_DIR.parent)})")
+            say(f"{module:10} {'cleared' if clear else 'seeded'} ({path.relative_to(paths.root())})")
 
 
 @click.command(epilog="Example: dbtool stats --module crm --format json\n\n" + EPILOG)
 @database_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@setting_option("DBTOOL_STATS_EXACT_MAX_BYTES", "--exact-max-bytes", metavar="BYTES", show_default="64 MiB")
 def stats(database_url, modules, fmt):
     """Rows (exact, or estimated for big tables: said which) and total size of every table."""
+    from . import stats as stats_lib
+
     target = target_for(database_url)
     with target.connect() as conn:
         rows = stats_lib.table_stats(conn, modules)
@@ -47,6 +50,8 @@ def stats(database_url, modules, fmt):
 @database_options
 def smoke(database_url, modules):
     """Insert, read back and delete a row in every table, inside a transaction that is rolled back."""
+    from . import smoke as smoke_lib
+
     target = target_for(database_url)
     with target.connect() as conn:
         results = smoke_lib.run(conn, modules, say=click.echo)
@@ -64,7 +69,7 @@ given or configured) in one PostgreSQL transaction, and prints how many rows per
 @database_url_option
 @click.option("--phone", required=True, help="The user's WhatsApp phone number.")
 @click.option("--duckdb", "duckdb_path", type=click.Path(exists=True, dir_okay=False), envvar="DBTOOL_DUCKDB_PATH",
-              help="Also erase from this existing DuckDB analytics file (default: $DBTOOL_DUCKDB_PATH).")
+              show_envvar=True, help="Also erase from this existing DuckDB analytics file.")
 @click.option("--yes", is_flag=True, help="Required: erasure cannot be undone.")
 def erase_user(database_url, phone, duckdb_path, yes):
     """Erase one chatbot user's data on request (LGPD), PostgreSQL and DuckDB."""

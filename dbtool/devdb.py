@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+from . import paths, settings
 from .errors import DbtoolError
-from .paths import VAR_DIR
 
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; leave room for ".s.PGSQL.NNNNN"
 FAST_SETTINGS = ("fsync=off", "full_page_writes=off", "synchronous_commit=off")
@@ -32,8 +32,9 @@ FAST_SETTINGS = ("fsync=off", "full_page_writes=off", "synchronous_commit=off")
 
 def bindir() -> Path:
     """The server binaries: $PG_BINDIR, else pg_config --bindir, else the newest /usr/lib/postgresql/*/bin."""
-    if os.environ.get("PG_BINDIR"):
-        return Path(os.environ["PG_BINDIR"])
+    given = settings.get("PG_BINDIR")
+    if given:
+        return Path(given)
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     if candidates:
         return Path(candidates[-1]).parent
@@ -100,7 +101,7 @@ class Cluster:
     def bindir(self) -> Path:
         """The binaries of the cluster's own major version once it exists (a newer install cannot start it)."""
         version = self.data / "PG_VERSION"
-        if version.exists() and not os.environ.get("PG_BINDIR"):
+        if version.exists() and not settings.get("PG_BINDIR"):
             own = Path(f"/usr/lib/postgresql/{version.read_text().strip()}/bin")
             if (own / "pg_ctl").exists():
                 return own
@@ -176,7 +177,7 @@ class Cluster:
 
 
 def default_cluster() -> Cluster:
-    return Cluster(Path(os.environ.get("DBTOOL_DEVDB_DIR") or VAR_DIR / "pg"))
+    return Cluster(settings.get("DBTOOL_DEVDB_DIR") or paths.var_dir() / "pg")
 
 
 def main(argv: list[str]) -> int:

@@ -98,7 +98,6 @@ def docs(out, check):
     """Generate docs/SCHEMA.md, docs/CLI.md and docs/schema.svg from sql/ and --help."""
     from . import docs as docs_lib
 
-    out = out or docs_lib.DOCS_DIR
     if check:
         stale = docs_lib.stale(out)
         say(f"stale: {', '.join(stale)} (run `make docs`)" if stale else "docs are up to date")

@@ -24,15 +24,15 @@ from yoyo.connections import parse_uri
 from . import paths, progress
 from .config import Target, first_line
 from .errors import MigrationError, RefusedError, UsageError
+from .fetch import fetch_one
 from .history import read_history
 from .lock import BlockerWatch, application_name, migration_lock
 from .migration_steps import TIMEOUT_VALUE, ApplyFiles
+from .paths import check_modules  # noqa: F401 (callers use migrate.check_modules)
+from .settings import DEFAULT_DDL_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT
 
 Say = Callable[[str], None]
 
-DEFAULT_LOCK_TIMEOUT = 60.0          # waiting for another dbtool run
-DEFAULT_DDL_LOCK_TIMEOUT = "10s"     # a migration waiting for a table lock
-DEFAULT_STATEMENT_TIMEOUT = "15min"  # one statement of a migration
 
 
 class _Backend(PostgresqlPsycopgBackend):
@@ -60,9 +60,9 @@ SELECT current_user, to_regclass('_yoyo_migration') IS NOT NULL,
 def preflight(target: Target, modules: list[str]) -> None:
     """Say plainly when this role cannot create what migrate needs (rather than fail halfway)."""
     with target.connect(application_name=application_name("migrate")) as conn:
-        user, has_yoyo, schema_create, db_create = conn.execute(PREFLIGHT_SQL).fetchone()
-        missing_schemas = conn.execute("SELECT count(*) FROM unnest(%s::text[]) s WHERE to_regnamespace(s) IS NULL",
-                                       (modules + ["dbtool"],)).fetchone()[0]
+        user, has_yoyo, schema_create, db_create = fetch_one(conn.execute(PREFLIGHT_SQL))
+        missing_schemas = fetch_one(conn.execute(
+            "SELECT count(*) FROM unnest(%s::text[]) s WHERE to_regnamespace(s) IS NULL", (modules + ["dbtool"],)))[0]
     if not has_yoyo and not schema_create:
         raise RefusedError(f"the server refused this role: permission denied for {user} to create yoyo's tables "
                            "(needs CREATE on schema public)")
@@ -102,20 +102,10 @@ def _share_history(backend) -> None:
             backend.connection.execute(sql.SQL("GRANT SELECT ON {} TO PUBLIC").format(sql.Identifier(table)))
 
 
-def check_modules(requested: tuple[str, ...] | list[str] | None) -> list[str]:
-    known = paths.modules()
-    if not requested:
-        return known
-    unknown = [m for m in requested if m not in known]
-    if unknown:
-        raise UsageError(f"unknown module {', '.join(unknown)} (known: {', '.join(known)})")
-    return [m for m in known if m in requested]
-
-
 def load(modules: list[str]):
     dirs = []
     for m in modules:
-        d = paths.MIGRATIONS_DIR / m
+        d = paths.migrations_dir() / m
         if not d.is_dir():
             raise UsageError(f"no migrations folder {d}")
         dirs.append(str(d))
@@ -290,7 +280,7 @@ def _dry_run(target: Target, migrations, say: Say) -> Outcome:
         m = by_id[s.id]
         say(f"-- pending: {m.id}")
         for f in (f for step in file_steps(m) for f in step.load()):  # one-line errors, as migrate gives
-            print(f"-- file: {f.path.relative_to(paths.SQL_DIR.parent)}")
+            print(f"-- file: {f.path.relative_to(paths.root())}")
             print(f.data.decode("utf-8-sig"))
     if not pending:
         say("nothing to apply")

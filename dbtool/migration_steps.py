@@ -17,6 +17,7 @@ from psycopg import sql
 
 from . import paths as where
 from .errors import MigrationError
+from .fetch import fetch_one
 from .fingerprint import ALGORITHM, BOOKKEEPING_DDL, checksum
 
 RECORD_SQL = """
@@ -78,7 +79,7 @@ def describe_error(path: Path, stmt: Statement, exc: psycopg.Error, migration_id
 
 def _rel(path: Path) -> str:
     try:
-        return str(path.relative_to(where.SQL_DIR.parent))
+        return str(path.relative_to(where.root()))
     except ValueError:
         return str(path)
 
@@ -145,7 +146,7 @@ class ApplyFiles:
     @property
     def paths(self) -> list[Path]:
         # Resolved at use, so a test (or DBTOOL_ROOT) can point sql/ elsewhere.
-        return [where.SQL_DIR / self.module / name for name in self.files]
+        return [where.sql_dir() / self.module / name for name in self.files]
 
     def load(self) -> list[SqlFile]:
         """Read, split and check every file before any SQL runs."""
@@ -161,7 +162,7 @@ class ApplyFiles:
                     raise MigrationError(f"{_rel(f.path)} is marked '-- transactional: false': its migration "
                                          f"{self.migration_id} must set __transactional__ = False")
                 self._run_file(cur, f, in_transaction)
-                rel = str(f.path.relative_to(where.SQL_DIR))
+                rel = str(f.path.relative_to(where.sql_dir()))
                 cur.execute(RECORD_SQL, (self.migration_id, self.module, rel, checksum(f.data), ALGORITHM))
 
     def _run_file(self, cur, f: SqlFile, in_transaction: bool) -> None:
@@ -205,7 +206,7 @@ class Rollback:
     def __call__(self, conn: psycopg.Connection) -> None:
         with conn.cursor() as cur:
             cur.execute(self.sql_text)
-            if cur.execute("SELECT to_regclass('dbtool.applied_file')").fetchone()[0]:
+            if fetch_one(cur.execute("SELECT to_regclass('dbtool.applied_file')"))[0]:
                 cur.execute("DELETE FROM dbtool.applied_file WHERE migration_id = %s", (self.migration_id,))
 
 

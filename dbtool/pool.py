@@ -15,26 +15,18 @@ from contextlib import contextmanager
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from . import config
+from . import config, settings
 from .errors import UsageError
-
-DEFAULT_MIN_SIZE = 20
-DEFAULT_MAX_SIZE = 60  # 20 + 40 overflow
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise UsageError(f"{name} must be an integer, got {raw!r}") from None
 
 
 def pool_sizes(min_size: int | None = None, max_size: int | None = None) -> tuple[int, int]:
-    lo = min_size if min_size is not None else _env_int("DBTOOL_POOL_MIN", DEFAULT_MIN_SIZE)
-    hi = max_size if max_size is not None else _env_int("DBTOOL_POOL_MAX", max(DEFAULT_MAX_SIZE, lo))
+    lo = min_size if min_size is not None else settings.get("DBTOOL_POOL_MIN")
+    if max_size is not None:
+        hi = max_size
+    elif os.environ.get("DBTOOL_POOL_MAX"):
+        hi = settings.get("DBTOOL_POOL_MAX")
+    else:  # the default maximum grows with a larger minimum
+        hi = max(settings.get("DBTOOL_POOL_MAX"), lo)
     if lo < 0 or hi < max(lo, 1):
         raise UsageError(f"pool sizes must satisfy 0 <= min <= max and max >= 1 (got min={lo}, max={hi})")
     return lo, hi

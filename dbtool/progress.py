@@ -14,6 +14,8 @@ import sys
 import time
 from typing import TextIO
 
+from . import settings
+
 _DIM, _GREEN, _RED, _RESET = "\033[2m", "\033[32m", "\033[31m", "\033[0m"
 
 
@@ -33,7 +35,7 @@ def colour_enabled(stream: TextIO | None = None) -> bool:
 def enabled(stream: TextIO | None = None, *, disabled: bool = False) -> bool:
     """Whether progress goes to `stream` (default stderr): a terminal, and not disabled by the caller."""
     stream = sys.stderr if stream is None else stream
-    return not disabled and is_terminal(stream) and os.environ.get("DBTOOL_PROGRESS") != "0"
+    return not disabled and is_terminal(stream) and settings.get("DBTOOL_PROGRESS")
 
 
 class Progress:

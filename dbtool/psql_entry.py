@@ -13,7 +13,7 @@ from . import paths
 
 
 def entry_path(module: str) -> Path:
-    return paths.SQL_DIR / f"{module}.psql"
+    return paths.sql_dir() / f"{module}.psql"
 
 
 def render(module: str) -> str:

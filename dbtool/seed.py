@@ -10,10 +10,8 @@ from pathlib import Path
 
 import psycopg
 
+from . import paths
 from .errors import DbtoolError, first_line
-from .paths import SQL_DIR
-
-SEED_DIR = SQL_DIR / "seed"
 
 
 class SeedError(DbtoolError):
@@ -21,7 +19,7 @@ class SeedError(DbtoolError):
 
 
 def seed_file(module: str, *, clear: bool = False) -> Path:
-    return SEED_DIR / f"{module}{'.clear' if clear else ''}.sql"
+    return paths.sql_dir() / "seed" / f"{module}{'.clear' if clear else ''}.sql"
 
 
 def apply(conn: psycopg.Connection, module: str, *, clear: bool = False) -> Path:

@@ -1,19 +1,19 @@
 """Rows and size of every table of the chosen modules, set-based.
 
 Sizes come from one catalog query. Row counts are exact (count(*)) for tables whose heap is
-below EXACT_MAX_BYTES, all in one UNION ALL statement; bigger tables report the planner's
+below DBTOOL_STATS_EXACT_MAX_BYTES (64 MiB), all in one UNION ALL statement; bigger tables report the planner's
 estimate (pg_class.reltuples, as of the last VACUUM/ANALYZE), and say so.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 
 import psycopg
 from psycopg import sql
 
-EXACT_MAX_BYTES = int(os.environ.get("DBTOOL_STATS_EXACT_MAX_BYTES", str(64 * 1024 * 1024)))
+from . import settings
+from .errors import DbtoolError
 
 _SIZES = """
 SELECT n.nspname, c.relname, c.reltuples::bigint, pg_relation_size(c.oid), pg_total_relation_size(c.oid)
@@ -36,8 +36,10 @@ class TableStats:
 
 
 def table_stats(conn: psycopg.Connection, modules: list[str], *,
-                exact_max_bytes: int = EXACT_MAX_BYTES) -> list[TableStats]:
+                exact_max_bytes: int | None = None) -> list[TableStats]:
     """Per table: rows (exact, or estimated for big tables) and total size. Two statements in all."""
+    if exact_max_bytes is None:
+        exact_max_bytes = int(settings.get("DBTOOL_STATS_EXACT_MAX_BYTES"))
     rel = conn.execute(_SIZES, (list(modules),)).fetchall()
     small = [(s, t) for s, t, _est, heap, _total in rel if heap <= exact_max_bytes]
     exact: dict[tuple[str, str], int] = {}
@@ -58,11 +60,20 @@ def table_stats(conn: psycopg.Connection, modules: list[str], *,
 
 def row_counts(conn: psycopg.Connection, module: str) -> dict[str, int]:
     """Exact row count of every table of a module (the planning spec's "table statistics")."""
-    return {s.table: s.rows for s in table_stats(conn, [module], exact_max_bytes=2**62)}
+    counts: dict[str, int] = {}
+    for s in table_stats(conn, [module], exact_max_bytes=2**62):
+        if s.rows is None:  # cannot happen when every table is counted exactly
+            raise DbtoolError(f"{s.module}.{s.table}: no exact row count")
+        counts[s.table] = s.rows
+    return counts
 
 
 def human_bytes(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
+    if n < 1024:
+        return f"{n} B"
+    size = n / 1024
+    for unit in ("kB", "MB", "GB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"

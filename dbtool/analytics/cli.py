@@ -10,13 +10,13 @@ from pathlib import Path
 import click
 
 from .. import progress
-from ..cli_common import EPILOG, database_url_option, say, target_for
+from ..cli_common import EPILOG, database_url_option, say, setting_option, target_for
 from ..errors import UsageError
-from . import db
 
-PATH_HELP = f"DuckDB file; default ${db.PATH_ENV}, then var/analytics.duckdb."
+# duckdb (and numpy) are imported inside the commands: `dbtool --help` does not pay for them.
 path_option = click.option("--path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-                           help=PATH_HELP)
+                           envvar="DBTOOL_DUCKDB_PATH", show_envvar=True,
+                           help="DuckDB file [default: var/analytics.duckdb].")
 format_option = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                              show_default=True)
 
@@ -35,6 +35,8 @@ def analytics():
 @path_option
 def init(path):
     """Create or update the DuckDB file from sql/duckdb/ (idempotent; each file all or nothing)."""
+    from . import db
+
     target, applied = db.init(path)
     say(f"duckdb: {target}: {len(applied.files)} file(s) applied, {applied.new_objects} new table(s)/index(es)")
 
@@ -45,8 +47,10 @@ def init(path):
               help="Re-read sessions updated this long before the last watermark (late commits).")
 @click.option("--wait", type=float, default=30, show_default=True,
               help="Seconds to wait for writers open at the snapshot before giving up.")
+@setting_option("DBTOOL_PROGRESS", "--progress/--no-progress", default=None, show_default="on a terminal")
 def sync(database_url, path, overlap_minutes, wait):
     """Copy new chatbot messages and changed sessions from PostgreSQL (incremental, all or nothing)."""
+    from . import db
     from .sync import sync as sync_lib
 
     target = target_for(database_url)
@@ -78,6 +82,7 @@ def sync(database_url, path, overlap_minutes, wait):
 @format_option
 def search(path, vector, like_id, k, phone, fmt):
     """Exact top-k messages by cosine similarity of their embeddings."""
+    from . import db
     from .embeddings import search_similar
 
     if (vector is None) == (like_id is None):
@@ -96,6 +101,7 @@ def search(path, vector, like_id, k, phone, fmt):
 @format_option
 def summary(path, fmt):
     """Messages per intent, sentiments, response-time percentiles, daily volume, qualification funnel."""
+    from . import db
     from .summaries import render_json, render_text
     from .summaries import summary as summary_lib
 

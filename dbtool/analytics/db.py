@@ -6,18 +6,15 @@ run inside BEGIN ... COMMIT and rolled back on the first error: a file that fail
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from .. import paths, settings
 from ..errors import DbtoolError, UsageError, first_line  # noqa: F401 (sync imports it from here)
-from ..paths import SQL_DIR, VAR_DIR
 
-DUCKDB_SQL_DIR = SQL_DIR / "duckdb"
-DEFAULT_FILE = VAR_DIR / "analytics.duckdb"
 PATH_ENV = "DBTOOL_DUCKDB_PATH"
 
 _LINE = re.compile(r"^LINE (\d+):", re.M)
@@ -35,7 +32,11 @@ def duck_error(what: str, exc: duckdb.Error) -> AnalyticsError:
 
 def default_path() -> Path:
     """--path wins; then DBTOOL_DUCKDB_PATH; then var/analytics.duckdb."""
-    return Path(os.environ.get(PATH_ENV) or DEFAULT_FILE)
+    return settings.get(PATH_ENV) or paths.var_dir() / "analytics.duckdb"
+
+
+def duckdb_sql_dir() -> Path:
+    return paths.sql_dir() / "duckdb"
 
 
 def connect(path: str | Path | None = None, *, read_only: bool = False,
@@ -52,8 +53,8 @@ def connect(path: str | Path | None = None, *, read_only: bool = False,
         raise AnalyticsError(f"cannot open DuckDB file {target}: {first_line(exc)}") from None
 
 
-def sql_files(sql_dir: Path = DUCKDB_SQL_DIR) -> list[Path]:
-    return sorted(Path(sql_dir).glob("[0-9][0-9][0-9]_*.sql"))
+def sql_files(sql_dir: Path | None = None) -> list[Path]:
+    return sorted(Path(sql_dir or duckdb_sql_dir()).glob("[0-9][0-9][0-9]_*.sql"))
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,11 @@ class Applied:
     new_objects: int  # tables and indexes that did not exist before: 0 on a re-run
 
 
-def apply_schema(conn: duckdb.DuckDBPyConnection, *, sql_dir: Path = DUCKDB_SQL_DIR) -> Applied:
+def apply_schema(conn: duckdb.DuckDBPyConnection, *, sql_dir: Path | None = None) -> Applied:
     """Run every NNN_*.sql file of sql_dir in order, each in its own transaction."""
     files = sql_files(sql_dir)
     if not files:
-        raise UsageError(f"no NNN_*.sql files in {sql_dir}")
+        raise UsageError(f"no NNN_*.sql files in {sql_dir or duckdb_sql_dir()}")
     before = _object_count(conn)
     for path in files:
         apply_file(conn, path)
@@ -133,7 +134,7 @@ def _object_count(conn: duckdb.DuckDBPyConnection) -> int:
         " + (SELECT count(*) FROM duckdb_indexes())").fetchall()[0][0]
 
 
-def init(path: str | Path | None = None, *, sql_dir: Path = DUCKDB_SQL_DIR) -> tuple[Path, Applied]:
+def init(path: str | Path | None = None, *, sql_dir: Path | None = None) -> tuple[Path, Applied]:
     """Create (or bring up to date) the DuckDB file at path; idempotent."""
     target = Path(path) if path else default_path()
     with connect(target) as conn:
