@@ -15,6 +15,7 @@ from typing import Callable
 
 from .config import Target
 from .errors import DbtoolError
+from .fetch import fetch_one
 
 # Two-int advisory key (pg_locks: classid, objid, objsubid = 2): 'dbtl', 1.
 LOCK_CLASS, LOCK_OBJ = 0x6462746C, 1
@@ -54,7 +55,7 @@ def migration_lock(target: Target, command: str, timeout: float, say: Callable[[
     conn = target.connect(application_name=application_name(command), autocommit=True)
     try:
         started, told = time.monotonic(), object()
-        while not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, LOCK_OBJ)).fetchone()[0]:
+        while not fetch_one(conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, LOCK_OBJ)))[0]:
             row = conn.execute(HOLDER_SQL, (LOCK_CLASS, LOCK_OBJ)).fetchone()
             holder = describe_holder(row)
             if (row[0] if row else None) != told:  # a new holder, not the same one a second older

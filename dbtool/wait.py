@@ -32,7 +32,7 @@ class Ready:
 
 def ping(target: Target) -> pq.Ping:
     conninfo = make_conninfo(target.conninfo, connect_timeout=PING_TIMEOUT)
-    return pq.PGconn.ping(conninfo.encode())
+    return pq.Ping(pq.PGconn.ping(conninfo.encode()))  # libpq's PQping gives a plain int
 
 
 def wait(target: Target, *, timeout: float, login: bool = False, poll: float = POLL_SECONDS) -> Ready:

@@ -177,7 +177,8 @@ def _load(conn: duckdb.DuckDBPyConnection) -> _Matrix:
                 ids[pos:pos + k] = part["id"]
                 phones[pos:pos + k] = part["phone_number"]
                 sessions[pos:pos + k] = part["session_id"]
-                np.stack(part["embedding"], out=vectors[pos:pos + k])
+                # an object array of per-row arrays; np.stack takes a sequence of arrays (the list holds refs only)
+                np.stack(list(part["embedding"]), out=vectors[pos:pos + k])
                 pos += k
     if pos != n:
         raise AnalyticsError(f"message_embeddings changed while loading ({pos} rows read, {n} expected)")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
 
 from .db import duck_error
 from .embeddings import bump_version
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from ..repo.chatbot.users import ErasedUser, Eraser
 
 TABLES = ("message_history", "conversation_context", "message_embeddings")
 
@@ -33,11 +40,11 @@ def erase_phone(duck_conn: duckdb.DuckDBPyConnection, phone_number: str) -> dict
     return counts
 
 
-def duckdb_eraser(duck_conn: duckdb.DuckDBPyConnection):
+def duckdb_eraser(duck_conn: duckdb.DuckDBPyConnection) -> Eraser:
     """An eraser for dbtool.repo.chatbot.users.erase: runs inside its PostgreSQL transaction, so a DuckDB
     failure leaves PostgreSQL untouched; counts come back as duckdb.<table>."""
 
-    def erase(_pg_conn, user) -> dict[str, int]:
+    def erase(_pg_conn: psycopg.Connection, user: ErasedUser) -> dict[str, int]:
         return {f"duckdb.{t}": n for t, n in erase_phone(duck_conn, user.phone_number).items()}
 
     return erase

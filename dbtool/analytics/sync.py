@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +38,7 @@ from pathlib import Path
 import duckdb
 import psycopg
 
+from ..fetch import fetch_one
 from .db import AnalyticsError, duck_error, first_line
 
 DEFAULT_OVERLAP = timedelta(minutes=10)
@@ -131,8 +132,8 @@ def _horizon(pg: psycopg.Connection, *, wait: float) -> int:
 def _wait_for_horizon(pg: psycopg.Connection, *, wait: float) -> int:
     with pg.transaction():
         pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        snap, horizon = pg.execute(
-            "SELECT pg_current_snapshot()::text, (SELECT coalesce(max(id), 0) FROM chatbot.messages)").fetchone()
+        snap, horizon = fetch_one(pg.execute(
+            "SELECT pg_current_snapshot()::text, (SELECT coalesce(max(id), 0) FROM chatbot.messages)"))
     deadline = time.monotonic() + wait
     while True:
         with pg.transaction():
@@ -147,7 +148,7 @@ def _wait_for_horizon(pg: psycopg.Connection, *, wait: float) -> int:
         time.sleep(0.05)
 
 
-def _copy_to(pg: psycopg.Connection, query: str, params: dict, path: Path) -> int:
+def _copy_to(pg: psycopg.Connection, query: str, params: Mapping[str, object], path: Path) -> int:
     size = 0
     with pg.cursor() as cur, cur.copy(query, params) as copy, open(path, "wb") as out:
         for block in copy:  # blocks of CSV as PostgreSQL sends them, not rows
@@ -171,7 +172,8 @@ def sync(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, *, overlap: ti
         raise duck_error("reading the sync watermarks failed", exc) from None
     horizon = _horizon(pg, wait=wait)
     since = "-infinity" if last_updated is None else last_updated
-    params = {"after": max(0, last_id - REREAD_IDS), "upto": max(horizon, last_id), "since": since}
+    upto = max(horizon, last_id)
+    params: dict[str, object] = {"after": max(0, last_id - REREAD_IDS), "upto": upto, "since": since}
     with tempfile.TemporaryDirectory(prefix="dbtool-sync-") as tmp:
         messages_csv, sessions_csv = Path(tmp) / "messages.csv", Path(tmp) / "sessions.csv"
         try:
@@ -181,18 +183,18 @@ def sync(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, *, overlap: ti
                 pg.execute("SET LOCAL DateStyle = 'ISO, YMD'")
                 pg.execute("SET LOCAL work_mem = '64MB'")  # the per-session aggregates sort in memory
                 if last_updated is not None:
-                    params["since"] = pg.execute("SELECT %s::timestamptz - %s::interval",
-                                                 (last_updated, overlap)).fetchone()[0]
+                    params["since"] = fetch_one(pg.execute("SELECT %s::timestamptz - %s::interval",
+                                                           (last_updated, overlap)))[0]
                 size = _copy_to(pg, MESSAGES_COPY, params, messages_csv)
                 size += _copy_to(pg, SESSIONS_COPY, params, sessions_csv)
         except psycopg.Error as exc:
             raise AnalyticsError(f"reading chatbot rows from PostgreSQL failed: {first_line(exc)}",
                                  sqlstate=exc.sqlstate) from None
         try:
-            added, changed = _load(duck, messages_csv, sessions_csv, horizon=params["upto"], step=step)
+            added, changed = _load(duck, messages_csv, sessions_csv, horizon=upto, step=step)
         except duckdb.Error as exc:
             raise duck_error("loading DuckDB failed, nothing copied", exc) from None
-    return SyncResult(added, changed, params["upto"], size, time.perf_counter() - t0)
+    return SyncResult(added, changed, upto, size, time.perf_counter() - t0)
 
 
 def _load(duck: duckdb.DuckDBPyConnection, messages_csv: Path, sessions_csv: Path, *, horizon: int,

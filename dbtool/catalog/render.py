@@ -19,7 +19,7 @@ def use_colour(stream=None) -> bool:
     return colour_enabled(stream or sys.stdout)
 
 
-def text(report: Report, *, verbose: bool = False, colour: bool = False) -> str:
+def text(report: Report, *, verbose: bool = False, colour: bool = False, explain: bool = False) -> str:
     shown = [f for f in report.findings if verbose or f.severity != INFO]
     groups: dict[str, list] = defaultdict(list)
     for f in shown:
@@ -32,6 +32,8 @@ def text(report: Report, *, verbose: bool = False, colour: bool = False) -> str:
             if colour:
                 tag = f"{COLOURS[f.severity]}{tag}\033[0m"
             lines.append(f"  {tag} {f.message()}")
+            if explain and f.why:
+                lines.append(f"          why: {f.why}")
     s = report.summary
     hidden = "" if verbose or not s["info"] else f", {s['info']} info (--verbose shows them)"
     verdict = "OK" if not report.errors else "DRIFT"
@@ -69,7 +71,7 @@ def junit(report: Report) -> str:
     cases = list(report.checked) + [k for k in by_object if k not in set(report.checked)]
     suites = ET.Element("testsuites", name="dbtool validate")
     per_module: dict[str, ET.Element] = {}
-    totals = defaultdict(int)
+    totals: defaultdict[tuple[str, str], int] = defaultdict(int)  # (module, "tests" | "failures") -> count
     for kind, name in cases:
         module = _module_of(kind, name)
         suite = per_module.get(module)

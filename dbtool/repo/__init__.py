@@ -8,25 +8,28 @@ page (keyset), load (COPY), plus that table's behaviours from the specifications
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from ..catalog.expected import load_snapshot
+from ._table import Table
 
 
 def table_names(module: str) -> list[str]:
-    return sorted(n.split(".", 1)[1] for n in load_snapshot(module)["table"])
+    return sorted(t.name for t in load_snapshot(module).tables())
 
 
-def tables(modules: list[str]) -> dict[str, object]:
+def tables(modules: list[str]) -> dict[str, Table[Any]]:
     """{"module.table": Table} of the given modules, in dependency order (parents before children)."""
-    found = {f"{m}.{t}": importlib.import_module(f"{__name__}.{m}.{t}").T for m in modules for t in table_names(m)}
+    found: dict[str, Table[Any]] = {f"{m}.{t}": importlib.import_module(f"{__name__}.{m}.{t}").T
+                                    for m in modules for t in table_names(m)}
     order: list[str] = []
 
     def visit(name: str, path: tuple = ()) -> None:
         if name in order or name in path or name not in found:
             return
         for fk in found[name].foreign_keys.values():
-            if fk["references"] != name:
-                visit(fk["references"], path + (name,))
+            if fk.references and fk.references != name:
+                visit(fk.references, path + (name,))
         order.append(name)
 
     for name in sorted(found):

@@ -49,4 +49,4 @@ ON CONFLICT (date) DO UPDATE SET total_messages = EXCLUDED.total_messages,
 
 def roll_up(conn: psycopg.Connection, *, day: dt.date) -> MetricsDaily:
     """Compute `day`'s metrics and store them (running it again for the same day rewrites the same values)."""
-    return T.run(conn, _ROLL_UP, {"day": day}).fetchone()
+    return T.one(T.run(conn, _ROLL_UP, {"day": day}))

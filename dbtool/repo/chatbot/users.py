@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from types import SimpleNamespace
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -38,13 +39,31 @@ def _found(row: Users | None, id: int) -> Users:
     return row
 
 
+class ErasedUser(Protocol):
+    """What an eraser is told about the user: a Users row, or _Gone when PostgreSQL no longer has one."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def phone_number(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Gone:
+    """A user already erased from PostgreSQL: only the phone number is left to erase elsewhere by."""
+
+    phone_number: str
+    id: None = None
+
+
 # An eraser removes the user's data elsewhere (e.g. the DuckDB analytics copy) and returns counts per table.
 # It runs inside the PostgreSQL transaction, after the rows here are deleted: if it raises, nothing is erased.
-Eraser = Callable[[psycopg.Connection, Users], Mapping[str, int]]
+Eraser = Callable[[psycopg.Connection, ErasedUser], Mapping[str, int]]
 
 # Children first, so each count is what was deleted from that table (not hidden in an ON DELETE CASCADE).
-_BY_SESSION = [messages.T, car_interactions.T, human_handoffs.T]
-_BY_USER = [qualified_leads.T, sessions.T]
+_BY_SESSION: list[Table[Any]] = [messages.T, car_interactions.T, human_handoffs.T]
+_BY_USER: list[Table[Any]] = [qualified_leads.T, sessions.T]
 _ERASE = (
     [(t.qualified, sql.SQL("DELETE FROM {} WHERE session_id = ANY(%s)").format(t.ident)) for t in _BY_SESSION]
     + [(t.qualified, sql.SQL("DELETE FROM {} WHERE user_id = %s").format(t.ident)) for t in _BY_USER]
@@ -60,7 +79,7 @@ def erase(conn: psycopg.Connection, *, id: int | None = None, phone_number: str 
         user = T.get(conn, id=id) if id is not None else T.get(conn, phone_number=phone_number)
         if user is None and phone_number is not None and erasers:
             # Already gone from PostgreSQL (erased earlier without the analytics side): still erase the rest.
-            gone = SimpleNamespace(id=None, phone_number=phone_number)
+            gone = _Gone(phone_number)
             return {table: n for eraser in erasers for table, n in eraser(conn, gone).items()}
         if user is None:
             raise NotFound(f"chatbot.users: no user {id if id is not None else phone_number}")

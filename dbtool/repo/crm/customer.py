@@ -11,6 +11,7 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
+from ...fetch import fetch_one
 from .._table import Page, Table
 from ..rows_generated import Customer
 from . import contact_event
@@ -41,5 +42,5 @@ def outside_silence_window(conn: psycopg.Connection, *, days: int, today: dt.dat
     if contactable_only:
         name, where = "silence_contactable", sql.SQL(" AND ").join([_CONTACTABLE, _OUTSIDE_SILENCE])
     if today is None:
-        today = conn.execute("SELECT current_date").fetchone()[0]
+        today = fetch_one(conn.execute("SELECT current_date"))[0]
     return T.where_page(conn, name, where, [today, days], order=T.primary_key, after=after, limit=limit)

@@ -35,4 +35,4 @@ def record(conn: psycopg.Connection, *, run_id: str, customer_code: str, outcome
     """Record a purchase against a run; linked to (and attributed to) the matching reco_item if there is one."""
     params = {"run_id": run_id, "customer_code": customer_code, "product_key": product_key,
               "outcome_date": outcome_date, "doc_ref": T._adapt("doc_ref", doc_ref), "amount_ht": amount_ht}
-    return T.run(conn, _RECORD, params).fetchone()
+    return T.one(T.run(conn, _RECORD, params))

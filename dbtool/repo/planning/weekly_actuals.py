@@ -26,6 +26,7 @@ get, insert, update, delete, upsert, page, load = (T.get, T.insert, T.update, T.
 COMPUTED = "variance_pct"
 UPLOAD_COLUMNS = tuple(c for c in T.columns
                        if not T.column[c].identity and not T.column[c].has_default and c != COMPUTED)
+NATURAL_KEY = T.conflict_key()  # (workflow_id, week_number, store_id); RepoError at import if there is none
 _VARIANCE = sql.SQL("CASE WHEN u.forecast_units_sold IS NULL OR u.forecast_units_sold = 0 THEN NULL"
                     " ELSE (u.actual_units_sold - u.forecast_units_sold)::double precision / u.forecast_units_sold END")
 
@@ -33,7 +34,7 @@ _VARIANCE = sql.SQL("CASE WHEN u.forecast_units_sold IS NULL OR u.forecast_units
 def _compose_upload() -> sql.Composed:
     ident, cols = sql.Identifier, UPLOAD_COLUMNS
     arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(T.column[c].type)) for c in cols)
-    changed = [c for c in cols if c not in T.natural_key] + [COMPUTED]
+    changed = [c for c in cols if c not in NATURAL_KEY] + [COMPUTED]
     return sql.SQL(
         "INSERT INTO {t} AS t ({cols}, {v}) SELECT {ucols}, {variance} FROM unnest({arrays}) AS u ({cols})"
         " ON CONFLICT ({key}) DO UPDATE SET {sets}, uploaded_at = now()"
@@ -42,7 +43,7 @@ def _compose_upload() -> sql.Composed:
     ).format(
         t=T.ident, cols=sql.SQL(", ").join(map(ident, cols)), v=ident(COMPUTED),
         ucols=sql.SQL(", ").join(sql.SQL("u.{}").format(ident(c)) for c in cols), variance=_VARIANCE, arrays=arrays,
-        key=sql.SQL(", ").join(map(ident, T.natural_key)),
+        key=sql.SQL(", ").join(map(ident, NATURAL_KEY)),
         sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(ident(c)) for c in changed),
         old=sql.SQL(", ").join(sql.SQL("t.{}").format(ident(c)) for c in changed),
         new=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(ident(c)) for c in changed))
@@ -71,7 +72,7 @@ def upload(conn: psycopg.Connection, *, workflow_id: str, rows: Iterable[Mapping
         extra = [c for c in r if c not in UPLOAD_COLUMNS]
         if missing or extra:
             raise InvalidValue(f"planning.weekly_actuals upload: missing {missing or '-'}, unknown {extra or '-'}")
-        latest[tuple(r[c] for c in T.natural_key)] = r
+        latest[tuple(r[c] for c in NATURAL_KEY)] = r
     if not latest:
         return UploadResult(0, 0, 0)
     arrays = [[T._adapt(c, r[c]) for r in latest.values()] for c in UPLOAD_COLUMNS]
