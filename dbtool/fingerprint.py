@@ -8,7 +8,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-ALGORITHM = "sha256-v1"  # v1: UTF-8 BOM stripped, CRLF/CR -> LF, then SHA-256 of the bytes
+# v1: UTF-8 BOM stripped, CRLF/CR -> LF, then SHA-256 of the bytes.
+# v2: as v1, then SQL comments (-- and /* */, outside strings and dollar quotes) removed: a
+#     comment edit changes nothing PostgreSQL runs, so it is no drift. A function body's
+#     comments sit inside its dollar quotes and still count.
+ALGORITHM = "sha256-v2"
 
 BOOKKEEPING_DDL = """
 CREATE SCHEMA IF NOT EXISTS dbtool;
@@ -33,9 +37,26 @@ def normalise(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
-def checksum(data: bytes) -> str:
-    return hashlib.sha256(normalise(data)).hexdigest()
+def without_comments(text: str) -> str:
+    import sqlparse.tokens as T  # here: only checksums need the lexer
+    from sqlparse.lexer import Lexer
+
+    return "".join(value for ttype, value in Lexer.get_default_instance().get_tokens(text)
+                   if ttype not in T.Comment)
 
 
-def file_checksum(path: Path) -> str:
-    return checksum(path.read_bytes())
+def checksum(data: bytes, algorithm: str = ALGORITHM) -> str:
+    text = normalise(data)
+    if algorithm == "sha256-v1":
+        return hashlib.sha256(text).hexdigest()
+    if algorithm == "sha256-v2":
+        return hashlib.sha256(without_comments(text.decode("utf-8", "surrogateescape"))
+                              .encode("utf-8", "surrogateescape")).hexdigest()
+    raise ValueError(f"unknown checksum algorithm {algorithm!r}")
+
+
+KNOWN = ("sha256-v1", "sha256-v2")
+
+
+def file_checksum(path: Path, algorithm: str = ALGORITHM) -> str:
+    return checksum(path.read_bytes(), algorithm)

@@ -13,7 +13,8 @@ from datetime import datetime
 import psycopg
 
 from . import paths
-from .fingerprint import ALGORITHM, file_checksum
+from .fetch import fetch_one
+from .fingerprint import ALGORITHM, KNOWN, file_checksum
 
 YOYO_SQL = "SELECT migration_id, applied_at_utc FROM _yoyo_migration"
 FILES_SQL = "SELECT migration_id, module, file, checksum, algorithm FROM dbtool.applied_file ORDER BY 1, 3"
@@ -29,13 +30,19 @@ class FileRecord:
 
     @property
     def problem(self) -> str | None:
-        """'file_missing', 'edited', 'unchecked' (older algorithm) or None when the file is as applied."""
-        path = paths.SQL_DIR / self.file
+        """'file_missing', 'edited', 'unchecked' or None when the file is as applied.
+
+        A record of an older algorithm is checked with that algorithm: equal means unchanged. v1
+        counted comments, so a v1 mismatch may be a comment edit only: 'unchecked', not 'edited'.
+        """
+        path = paths.sql_dir() / self.file
         if not path.exists():
             return "file_missing"
-        if self.algorithm != ALGORITHM:
+        if self.algorithm not in KNOWN:
             return "unchecked"
-        return "edited" if file_checksum(path) != self.checksum else None
+        if file_checksum(path, self.algorithm) == self.checksum:
+            return None
+        return "edited" if self.algorithm == ALGORITHM else "unchecked"
 
 
 @dataclass
@@ -52,7 +59,7 @@ class History:
 def read_history(conn: psycopg.Connection) -> History:
     history = History()
     for table, query in (("_yoyo_migration", YOYO_SQL), ("dbtool.applied_file", FILES_SQL)):
-        if not conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]:
+        if not fetch_one(conn.execute("SELECT to_regclass(%s)", (table,)))[0]:
             continue
         try:
             with conn.transaction():

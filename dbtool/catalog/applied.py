@@ -14,7 +14,8 @@ from .diff import ERROR, INFO, WARNING, Finding
 DETAIL = {
     "edited": "changed on disk after {mid} applied it; add a new file instead",
     "file_missing": "applied by {mid}",
-    "unchecked": "recorded by {mid} with an older checksum algorithm",
+    "unchecked": "recorded by {mid} with an older checksum algorithm that counted comments; it no longer"
+                 " matches, perhaps only a comment changed",
 }
 
 

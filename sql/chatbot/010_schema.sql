@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt (WhatsApp car-sales chatbot, PostgreSQL part).
+-- Spec: 004_2e599804ad6cdf94.txt (WhatsApp car-sales chatbot, PostgreSQL part).
 CREATE SCHEMA IF NOT EXISTS chatbot;
 
 COMMENT ON SCHEMA chatbot IS

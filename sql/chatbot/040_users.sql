@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt, table users (phone_number unique, name, email,
+-- Spec: 004_2e599804ad6cdf94.txt, table users (phone_number unique, name, email,
 -- consent (LGPD), timestamps; is_active soft delete).
 -- Designed columns: consent_at and consent_version, so consent can be proven (when, and to which text of
 -- the privacy terms); a CHECK makes consent = true impossible without consent_at.

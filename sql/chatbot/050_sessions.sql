@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt, table sessions ("conversation sessions with 24-hour
+-- Spec: 004_2e599804ad6cdf94.txt, table sessions ("conversation sessions with 24-hour
 -- TTL"; session_id unique, user_id FK, state, turn_id, user_profile JSON, qualification_score; indexes
 -- user_id + is_active, expires_at).
 -- Designed: the conversation states (GREETING, DISCOVERY, QUALIFICATION, RECOMMENDATION, HANDOFF, CLOSED),

@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt, table messages (message_id unique, session_id FK, role,
+-- Spec: 004_2e599804ad6cdf94.txt, table messages (message_id unique, session_id FK, role,
 -- content, message_type, intent, sentiment, confidence, entities JSON; indexes session_id + created_at,
 -- role; response_time_ms from the DuckDB message_history mirror).
 -- Designed: the allowed roles, message types (WhatsApp's) and sentiments; message_id is varchar(128)

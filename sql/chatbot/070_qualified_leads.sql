@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt, table qualified_leads ("leads with score >= 60 for
+-- Spec: 004_2e599804ad6cdf94.txt, table qualified_leads ("leads with score >= 60 for
 -- dealership contact"; user_id FK, session_id, qualification_score, priority, user_profile JSON,
 -- recommended_cars JSON, contacted, converted; indexes qualification_score + priority, contacted +
 -- created_at).

@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt, table car_interactions (session_id FK, car_id,
+-- Spec: 004_2e599804ad6cdf94.txt, table car_interactions (session_id FK, car_id,
 -- interaction_type view/like/dislike/compare, feedback; indexes session_id + created_at, car_id +
 -- interaction_type).
 -- Designed: car_id is varchar(64), the id of the car in the dealership backend's catalogue (not a table here).

@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt, table human_handoffs ("transfers to human agents";
+-- Spec: 004_2e599804ad6cdf94.txt, table human_handoffs ("transfers to human agents";
 -- session_id FK, reason, context JSON, status, assigned_to, rating, feedback; indexes status + created_at,
 -- assigned_to + status).
 -- Designed: statuses PENDING, ASSIGNED, IN_PROGRESS, RESOLVED, CANCELLED; rating 1..5 (the user's rating

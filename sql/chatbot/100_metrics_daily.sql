@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt, table metrics_daily ("Aggregated daily statistics";
+-- Spec: 004_2e599804ad6cdf94.txt, table metrics_daily ("Aggregated daily statistics";
 -- date unique, total_messages, total_sessions, total_users, total_qualified_leads, avg_response_time_ms,
 -- nlp_accuracy, conversion_rate; index date, served by the UNIQUE constraint's index).
 -- Designed: ranges (counts >= 0, ratios 0..1), counts default 0.

@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt, DuckDB table conversation_context ("structured
+-- Spec: 004_2e599804ad6cdf94.txt, DuckDB table conversation_context ("structured
 -- conversation summaries for cheap queries"; session_id, phone_number, turn_id, summary, key_entities (JSON),
 -- user_profile (JSON), state; indexes session_id, phone_number).
 -- One row per chatbot session, filled by `dbtool analytics sync` from chatbot.sessions (+ users, messages).

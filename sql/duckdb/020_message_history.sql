@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt, DuckDB table message_history ("message history optimized
+-- Spec: 004_2e599804ad6cdf94.txt, DuckDB table message_history ("message history optimized
 -- for analytics"; message_id, session_id, phone_number, role, content, intent, sentiment, confidence,
 -- entities (JSON), response_time_ms; indexes session_id, phone_number + created_at, intent).
 -- One row per chatbot.messages row, appended by `dbtool analytics sync`.

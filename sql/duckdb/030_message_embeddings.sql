@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/004_2e599804ad6cdf94.txt, DuckDB table message_embeddings ("message embeddings for
+-- Spec: 004_2e599804ad6cdf94.txt, DuckDB table message_embeddings ("message embeddings for
 -- semantic search"; message_id, session_id, phone_number, content, embedding, model_name; indexes session_id,
 -- phone_number; cosine similarity search).
 -- Written by the application through dbtool.analytics.embeddings.add_embeddings, never by the sync.

@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/002_541230fbc15c47ca.txt (OptiInfra core schema).
+-- Spec: 002_541230fbc15c47ca.txt (OptiInfra core schema).
 CREATE SCHEMA IF NOT EXISTS infra;
 
 COMMENT ON SCHEMA infra IS

@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/002_541230fbc15c47ca.txt, "Enums (9 Types)"; labels in the spec's order.
+-- Spec: 002_541230fbc15c47ca.txt, "Enums (9 Types)"; labels in the spec's order.
 -- Guarded so the file can run twice; an existing type is left as it is.
 
 DO $$ BEGIN

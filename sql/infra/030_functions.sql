@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/002_541230fbc15c47ca.txt, "updated_at timestamps with auto-update".
+-- Spec: 002_541230fbc15c47ca.txt, "updated_at timestamps with auto-update".
 CREATE OR REPLACE FUNCTION infra.set_updated_at() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
 

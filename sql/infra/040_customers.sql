@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/002_541230fbc15c47ca.txt, table customers ("Customer accounts with plans and
+-- Spec: 002_541230fbc15c47ca.txt, table customers ("Customer accounts with plans and
 -- metadata"; unique emails and API keys; JSONB metadata).
 -- Designed columns: name, api_key (nullable, so a customer can exist before a key is issued and a key can be
 -- revoked by setting it NULL; UNIQUE still holds for every issued key), monthly_budget (the spend ceiling

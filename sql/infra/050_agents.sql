@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/002_541230fbc15c47ca.txt, table agents ("Registered agents (Cost, Performance,
+-- Spec: 002_541230fbc15c47ca.txt, table agents ("Registered agents (Cost, Performance,
 -- Resource, Application, Orchestrator)"; JSONB capabilities).
 -- Agents are global: in the spec's relationship tree they hang off no customer, so there is no customer_id.
 -- Designed columns: name, version, endpoint, last_heartbeat; UNIQUE (type, name) so an agent that restarts

@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/002_541230fbc15c47ca.txt, table recommendations ("Optimization recommendations
+-- Spec: 002_541230fbc15c47ca.txt, table recommendations ("Optimization recommendations
 -- from agents"; DECIMAL savings; JSONB data; check confidence_score 0.0-1.0).
 -- Designed: agent_id nullable with ON DELETE SET NULL (a retired agent's advice stays with the customer);
 -- customer_id ON DELETE CASCADE (a customer's recommendations go with the customer).

@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/002_541230fbc15c47ca.txt, table approvals ("Customer approvals for
+-- Spec: 002_541230fbc15c47ca.txt, table approvals ("Customer approvals for
 -- recommendations"; under recommendations in the relationship tree).
 -- Designed columns: customer_id (who owns the decision; lets a customer's approval queue be read without a
 -- join), approved_by, comment, decided_at. UNIQUE (recommendation_id): one approval request per

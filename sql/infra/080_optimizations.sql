@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/002_541230fbc15c47ca.txt, table optimizations ("Executed optimizations and
+-- Spec: 002_541230fbc15c47ca.txt, table optimizations ("Executed optimizations and
 -- results"; JSONB result; check progress 0-100).
 -- recommendation_id is nullable with ON DELETE SET NULL: the relationship tree hangs optimizations off the
 -- customer as well as off the recommendation, i.e. an executed change to a customer's infrastructure is

@@ -1,4 +1,4 @@
--- Spec: /work/shared/seeds/002_541230fbc15c47ca.txt, table events ("System events and audit logs";
+-- Spec: 002_541230fbc15c47ca.txt, table events ("System events and audit logs";
 -- JSONB data).
 -- Designed columns: message (human-readable text for the audit log) and recommendation_id (ON DELETE SET
 -- NULL): the recommendation an event is about (created, approved, executed, rolled back), so a
