@@ -5,6 +5,10 @@ which makes cloning a database from the template about 10x faster) and listens o
 Unix socket only. pytest-postgresql's NoopExecutor + DatabaseJanitor create a
 template database migrated by dbtool once; `postgresql` clones it for each test,
 `empty_db` gives a test an empty database.
+
+No DBTOOL_* variable of the developer's shell reaches the suite: isolated_env removes them before
+dbtool is imported, helpers.dbtool_env keeps them out of CLI subprocesses, and every test is checked
+for leaving one behind.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import isolated_env  # noqa: F401  (first: removes DBTOOL_* from os.environ before dbtool is imported)
 import psycopg
 import pytest
 from pytest_postgresql import factories
@@ -26,6 +31,23 @@ from dbtool.paths import modules
 from helpers import conn_url
 
 TEST_PORT = 25433  # only names the socket file: the server has no TCP listener
+
+
+def pytest_report_header(config) -> str | None:
+    if isolated_env.REMOVED:
+        return f"dbtool settings removed from the environment: {', '.join(isolated_env.REMOVED)}"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def no_dbtool_variables():
+    """A test may set DBTOOL_* through monkeypatch (undone afterwards), never leave one for the next test."""
+    assert isolated_env.dbtool_variables() == [], "DBTOOL_* set before the test"
+    yield
+    leaked = isolated_env.dbtool_variables()
+    for name in leaked:
+        del os.environ[name]
+    assert leaked == [], f"the test left {leaked} in os.environ (use monkeypatch.setenv)"
 
 
 def _scratch_dir() -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 
+from dbtool.catalog.model import Catalog
 from dbtool.catalog.read import read_catalog
 from dbtool.paths import ROOT
 
@@ -20,8 +21,9 @@ def conn_url(conn: psycopg.Connection) -> str:
 
 
 def dbtool_env(env: dict | None = None) -> dict:
-    """The environment of a CLI run: no ambient database settings, plus `env`."""
-    full = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    """The environment of a CLI run: no ambient database or DBTOOL_* settings, plus `env`."""
+    full = {k: v for k, v in os.environ.items()
+            if k != "DATABASE_URL" and not k.startswith(("PG", "DBTOOL_"))}
     full.update(env or {})
     return full
 
@@ -38,6 +40,17 @@ def start_dbtool(*args: str, env: dict | None = None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=dbtool_env(env), cwd=ROOT)
 
 
+def finish_dbtool(proc: subprocess.Popen, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Wait for a started CLI run and collect its output; its pipes are closed (it is killed on timeout)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def copy_project(dest: Path) -> Path:
     """A copy of sql/ and migrations/ that a test may change (point DBTOOL_ROOT at it)."""
     for part in ("sql", "migrations"):
@@ -47,18 +60,19 @@ def copy_project(dest: Path) -> Path:
 
 def add_migration(root: Path, module: str, mid: str, files: dict[str, str], *, rollback: str = "SELECT 1",
                   transactional: bool = True) -> None:
-    """Write sql/<module>/<files> and a migration <mid> (after the module's first) applying them."""
+    """Write sql/<module>/<files> and a migration <mid> (after the module's latest) applying them."""
+    latest = max(p.stem for p in (root / "migrations" / module).glob(f"{module}_[0-9][0-9][0-9][0-9]_*.py"))
     for name, text in files.items():
         (root / "sql" / module / name).write_text(text)
     names = ", ".join(repr(n) for n in files)
     (root / "migrations" / module / f"{mid}.py").write_text(
         "from yoyo import step\nfrom dbtool.migration_steps import apply_files, rollback_sql\n"
-        f"__depends__ = {{'{module}_0001_initial'}}\n"
+        f"__depends__ = {{'{latest}'}}\n"
         f"__transactional__ = {transactional}\n"
         f"step(apply_files(__file__, {names}), rollback_sql(__file__, {rollback!r}))\n")
 
 
-def catalog_of(url: str, schemas: list[str]) -> dict:
+def catalog_of(url: str, schemas: list[str]) -> Catalog:
     with psycopg.connect(url) as conn:
         return read_catalog(conn, schemas)
 

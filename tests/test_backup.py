@@ -33,7 +33,7 @@ def test_backup_then_restore_into_a_fresh_database_validates_with_the_same_rows(
                                                                                 tmp_path):
     seeded(postgresql)
     before = counts(db_url)
-    assert {t for m in modules() for t in load_snapshot(m)["table"]} <= set(before)
+    assert {t for m in modules() for t in load_snapshot(m).objects("table")} <= set(before)
     assert sum(before.values()) > 0
     archive = tmp_path / "db.dump"
 

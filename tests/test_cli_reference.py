@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dbtool import docs
+from dbtool import docs, paths
 from dbtool.cli import cli
 from helpers import run_dbtool
 
@@ -12,7 +12,7 @@ COMMANDS = [path for path, _cmd, _help in docs.walk(cli)]
 
 
 def test_committed_cli_reference_is_current():
-    committed = (docs.DOCS_DIR / "CLI.md").read_text(encoding="utf-8")
+    committed = (paths.ROOT / "docs" / "CLI.md").read_text(encoding="utf-8")
     assert committed == docs.cli_markdown(), "docs/CLI.md is stale: run `make docs` and commit it"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from dbtool import docs
+from dbtool import docs, paths
 from dbtool.catalog.expected import load_snapshot
 from dbtool.paths import modules
 from helpers import run_dbtool
@@ -20,7 +20,7 @@ def mermaid_blocks(text: str) -> list[list[str]]:
 
 
 def test_committed_schema_doc_is_current():
-    committed = (docs.DOCS_DIR / "SCHEMA.md").read_text(encoding="utf-8")
+    committed = (paths.ROOT / "docs" / "SCHEMA.md").read_text(encoding="utf-8")
     assert committed == docs.schema_markdown(), "docs/SCHEMA.md is stale: run `make docs` and commit it"
 
 
@@ -42,29 +42,29 @@ def test_one_er_diagram_per_module_with_every_table_and_foreign_key():
             assert line == "    }" or ENTITY_OPEN.match(line) or ATTRIBUTE.match(line) or RELATION.match(line), \
                 f"not Mermaid erDiagram syntax in {module}: {line!r}"
         entities = {line.split()[0] for line in body if ENTITY_OPEN.match(line)}
-        assert entities >= {t.split(".", 1)[1] for t in catalog["table"]}
-        fks = [c for c in catalog["constraint"].values() if c["type"] == "foreign key"]
+        assert entities >= {t.name for t in catalog.tables()}
+        fks = [c for c in catalog.objects("constraint").values() if getattr(c, "type") == "foreign key"]
         assert sum(bool(RELATION.match(line)) for line in body) == len(fks)
         attributes = sum(bool(ATTRIBUTE.match(line)) for line in body)
-        assert attributes == len(catalog["column"])
+        assert attributes == len(catalog.objects("column"))
 
 
 def test_tables_keys_checks_and_indexes_are_all_documented():
     text = docs.schema_markdown()
     for module in modules():
         catalog = load_snapshot(module)
-        for table, attrs in catalog["table"].items():
-            assert f"### `{table}`" in text
-            assert " ".join(attrs["comment"].split()).replace("|", "\\|") in text
-        for name, con in catalog["constraint"].items():
-            short = name.rsplit(".", 1)[1]
-            if con["type"] == "foreign key":
-                assert re.search(rf"foreign key `{short}`: .* → `{con['references']}` .*ON DELETE {con['on_delete']}",
-                                 text), short
-            else:
-                assert f"`{short}`" in text, short
-        for name in catalog["index"]:
-            assert f"- `{name.rsplit('.', 1)[1]}`: `" in text
+        for t in catalog.tables():
+            assert f"### `{t.key}`" in text
+            assert " ".join((t.comment or "").split()).replace("|", "\\|") in text
+        for t in catalog.tables():
+            for con in catalog.constraints(t.schema, t.name):
+                if con.type == "foreign key":
+                    assert re.search(rf"foreign key `{con.name}`: .* → `{con.references}` .*ON DELETE {con.on_delete}",
+                                     text), con.name
+                else:
+                    assert f"`{con.name}`" in text, con.name
+            for ix in catalog.indexes(t.schema, t.name):
+                assert f"- `{ix.name}`: `" in text
 
 
 def test_mermaid_types_are_single_words():
@@ -93,13 +93,14 @@ def test_graphviz_source_has_every_table_and_foreign_key():
     for module in modules():
         catalog = load_snapshot(module)
         assert f'subgraph "cluster_{module}"' in dot
-        for table in catalog["table"]:
+        for table in catalog.objects("table"):
             assert f'    "{table}" [label=<' in dot
-    fk_count = sum(c["type"] == "foreign key" for m in modules() for c in load_snapshot(m)["constraint"].values())
+    fk_count = sum(getattr(c, "type") == "foreign key" for m in modules()
+                   for c in load_snapshot(m).objects("constraint").values())
     assert dot.count(" -> ") == fk_count
 
 
 def test_write_without_svg_writes_the_text_files_only(tmp_path):
     written = docs.write(tmp_path, svg=False)
-    assert sorted(p.name for p in written) == ["CLI.md", "SCHEMA.md", "schema.dot"]
+    assert sorted(p.name for p in written) == ["CLI.md", "COVERAGE.md", "SCHEMA.md", "schema.dot"]
     assert not (tmp_path / "schema.svg").exists()

@@ -95,17 +95,22 @@ def test_rollback_all_leaves_no_object_behind(db_url):
     out = run_dbtool("rollback", "--all", "--database-url", db_url)
     assert out.returncode == 0, out.stderr
     catalog = catalog_of(db_url, modules())
-    assert all(not objects for objects in catalog.values()), catalog
+    assert all(not objects for objects in catalog.by_kind.values()), catalog
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM _yoyo_migration").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM dbtool.applied_file").fetchone()[0] == 0
 
 
 def test_rollback_without_all_undoes_the_latest_migration_of_the_module(db_url):
-    out = run_dbtool("rollback", "--module", "infra", "--database-url", db_url)
-    assert out.returncode == 0, out.stderr
-    got = tables(db_url)
-    assert got["infra"] == set() and got["crm"] == SPEC_TABLES["crm"]
+    infra = [m.id for m in migrate_lib.load(["infra"])]
+    assert infra[:2] == ["infra_0001_initial", "infra_0002_privileges"]
+    for latest in reversed(infra):  # one migration per run, newest first; other modules untouched
+        out = run_dbtool("rollback", "--module", "infra", "--database-url", db_url)
+        assert out.returncode == 0, out.stderr
+        assert f"rolled back {latest}" in out.stderr
+        got = tables(db_url)
+        assert got["crm"] == SPEC_TABLES["crm"]
+        assert got["infra"] == (set() if latest == "infra_0001_initial" else SPEC_TABLES["infra"])
     again = run_dbtool("migrate", "--database-url", db_url)
     assert again.returncode == 0 and tables(db_url) == SPEC_TABLES
 
@@ -141,4 +146,4 @@ def test_applied_files_are_fingerprinted(db_url):
         rows = conn.execute("SELECT file, checksum, algorithm FROM dbtool.applied_file").fetchall()
     expected = {str(p.relative_to(SQL_DIR)) for m in modules() for p in module_sql_files(m)}
     assert {r[0] for r in rows} == expected
-    assert all(len(r[1]) == 64 and r[2] == "sha256-v1" for r in rows)
+    assert all(len(r[1]) == 64 and r[2] == "sha256-v2" for r in rows)

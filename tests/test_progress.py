@@ -35,29 +35,30 @@ def terminal():
     """(stream writing to a pty, function returning what was written)."""
     master, slave = pty.openpty()
     stream = os.fdopen(slave, "w")
+    reader = os.fdopen(master, "rb", buffering=0)
 
     def output() -> str:
         stream.close()
-        text = _read_all(master)
-        os.close(master)
-        return text
+        return _read_all(reader.fileno())
 
     yield stream, output
-    if not stream.closed:
-        stream.close()
+    stream.close()
+    reader.close()
 
 
 @pytest.fixture
 def pipe():
     read_end, write_end = os.pipe()
     stream = os.fdopen(write_end, "w")
+    reader = os.fdopen(read_end)
 
     def output() -> str:
         stream.close()
-        with os.fdopen(read_end) as fh:
-            return fh.read()
+        return reader.read()
 
     yield stream, output
+    stream.close()  # both ends, whether the test read the output or not
+    reader.close()
 
 
 @pytest.fixture(autouse=True)
@@ -132,33 +133,39 @@ CHILD = ("from dbtool import progress\nbar = progress.Progress('sync', total=2)\
          "for x in 'ab':\n    bar.step(x)\n    bar.done_step()\nprint('stdout ok')\n")
 
 
-def test_default_stream_is_stderr_of_a_real_process():
+def run_with_stderr_on_a_terminal(args: list[str], env: dict,
+                                  timeout: float) -> tuple[subprocess.CompletedProcess, str]:
+    """Run a process whose stderr is a pseudo-terminal (stdout a pipe); what it showed there, colours removed."""
     master, slave = pty.openpty()
+    try:
+        try:
+            proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=slave, env=env, timeout=timeout, text=True)
+        finally:
+            os.close(slave)
+        return proc, plain(_read_all(master))
+    finally:
+        os.close(master)
+
+
+def test_default_stream_is_stderr_of_a_real_process():
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    proc = subprocess.run([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=slave, env=env,
-                          timeout=60, text=True)
-    os.close(slave)
+    proc, shown = run_with_stderr_on_a_terminal([sys.executable, "-c", CHILD], env, timeout=60)
     assert proc.stdout == "stdout ok\n"  # progress never reaches stdout
-    assert "[2/2] sync: b" in plain(_read_all(master))
-    os.close(master)
+    assert "[2/2] sync: b" in shown
     piped = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, env=env, timeout=60, text=True)
     assert piped.stderr == "" and piped.stdout == "stdout ok\n"
 
 
 def test_migrate_shows_progress_on_a_terminal_and_log_lines_on_a_pipe(empty_url):
-    master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "DATABASE_URL")}
-    proc = subprocess.run([sys.executable, "-m", "dbtool", "migrate", "--module", "planning",
-                           "--database-url", empty_url], stdout=subprocess.PIPE, stderr=slave, env=env,
-                          timeout=120, text=True)
-    os.close(slave)
-    shown = plain(_read_all(master))
-    os.close(master)
-    assert proc.returncode == 0
-    assert "[1/1] migrate: planning_0001_initial (8 files)" in shown and "applied planning" not in shown
+    proc, shown = run_with_stderr_on_a_terminal([sys.executable, "-m", "dbtool", "migrate", "--module", "planning",
+                                                 "--database-url", empty_url], env, timeout=120)
+    assert proc.returncode == 0, shown
+    assert "[1/2] migrate: planning_0001_initial (8 files)" in shown and "applied planning" not in shown
+    assert "[2/2] migrate: planning_0002_privileges (1 files)" in shown
     again = subprocess.run([sys.executable, "-m", "dbtool", "rollback", "--module", "planning", "--database-url",
                             empty_url], capture_output=True, env=env, timeout=120, text=True)
-    assert again.returncode == 0
+    assert again.returncode == 0 and "rolled back planning_0002_privileges" in again.stderr
     piped = subprocess.run([sys.executable, "-m", "dbtool", "migrate", "--module", "planning", "--database-url",
                             empty_url], capture_output=True, env=env, timeout=120, text=True)
-    assert "applied planning_0001_initial (8 files) in" in piped.stderr and "[1/1]" not in piped.stderr
+    assert "applied planning_0002_privileges (1 files) in" in piped.stderr and "[1/" not in piped.stderr

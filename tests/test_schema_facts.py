@@ -12,13 +12,14 @@ PRODUCT = ("INSERT INTO crm.product (product_key, product_label, premium_tier, a
 
 def test_product_aroma_outside_1_to_5_is_rejected(postgresql):
     postgresql.execute(PRODUCT, ("P1", "Label 1", 1, 5))
-    with pytest.raises(errors.CheckViolation, match="product_aroma_fruit_check"):
+    with pytest.raises(errors.CheckViolation, match='violates check constraint "product_aroma_fruit_check"'):
         postgresql.execute(PRODUCT, ("P2", "Label 2", 1, 6))
 
 
 def test_product_premium_tier_outside_0_to_3_is_rejected(postgresql):
-    with pytest.raises(errors.CheckViolation):
-        postgresql.execute(PRODUCT, ("P3", "Label 3", 4, 3))
+    postgresql.execute(PRODUCT, ("P3", "Label 3", 3, 3))
+    with pytest.raises(errors.CheckViolation, match='violates check constraint "product_premium_tier_check"'):
+        postgresql.execute(PRODUCT, ("P4", "Label 4", 4, 3))
 
 
 def _reco_fixture(conn):
@@ -33,14 +34,14 @@ RECO_ITEM = ("INSERT INTO crm.reco_item (run_id, customer_code, scenario, rank, 
 
 def test_reco_item_rank_4_is_rejected(postgresql):
     _reco_fixture(postgresql)
-    with pytest.raises(errors.CheckViolation, match="reco_item_rank_check"):
+    with pytest.raises(errors.CheckViolation, match='violates check constraint "reco_item_rank_check"'):
         postgresql.execute(RECO_ITEM, ("REBUY", 4))
 
 
 def test_reco_item_unknown_scenario_is_rejected(postgresql):
     _reco_fixture(postgresql)
     postgresql.execute(RECO_ITEM, ("NURTURE", 1))
-    with pytest.raises(errors.CheckViolation, match="reco_item_scenario_check"):
+    with pytest.raises(errors.CheckViolation, match='violates check constraint "reco_item_scenario_check"'):
         postgresql.execute(RECO_ITEM, ("UPSIDE", 2))
 
 
@@ -53,20 +54,23 @@ def test_recommendation_confidence_above_1_is_rejected(postgresql):
     cid = _infra_customer(postgresql)
     sql = ("INSERT INTO infra.recommendations (customer_id, type, title, confidence_score) "
            "VALUES (%s, 'rightsizing', 'Resize', %s)")
-    postgresql.execute(sql, (cid, 0.9))
-    with pytest.raises(errors.CheckViolation):
+    postgresql.execute(sql, (cid, 1))
+    with pytest.raises(errors.CheckViolation,
+                       match='violates check constraint "recommendations_confidence_score_check"'):
         postgresql.execute(sql, (cid, 1.5))
 
 
 def test_optimization_progress_above_100_is_rejected(postgresql):
     cid = _infra_customer(postgresql)
-    with pytest.raises(errors.CheckViolation):
-        postgresql.execute("INSERT INTO infra.optimizations (customer_id, progress) VALUES (%s, 101)", (cid,))
+    sql = "INSERT INTO infra.optimizations (customer_id, progress) VALUES (%s, %s)"
+    postgresql.execute(sql, (cid, 100))
+    with pytest.raises(errors.CheckViolation, match='violates check constraint "optimizations_progress_check"'):
+        postgresql.execute(sql, (cid, 101))
 
 
 def test_customer_email_is_unique(postgresql):
     _infra_customer(postgresql)
-    with pytest.raises(errors.UniqueViolation):
+    with pytest.raises(errors.UniqueViolation, match='unique constraint "customers_email_key"'):
         _infra_customer(postgresql)
 
 
@@ -114,7 +118,7 @@ WEEKLY = ("INSERT INTO planning.weekly_actuals (workflow_id, week_number, week_s
 def test_duplicate_workflow_week_store_is_rejected(postgresql):
     _planning_fixture(postgresql)
     postgresql.execute(WEEKLY, ("W1",))
-    with pytest.raises(errors.UniqueViolation, match="unique_workflow_week_store"):
+    with pytest.raises(errors.UniqueViolation, match='unique constraint "unique_workflow_week_store"'):
         postgresql.execute(WEEKLY, ("W1",))
 
 
@@ -132,7 +136,8 @@ def test_qualified_lead_needs_score_60(postgresql):
                              ).fetchone()[0]
     sql = "INSERT INTO chatbot.qualified_leads (user_id, qualification_score) VALUES (%s, %s)"
     postgresql.execute(sql, (uid, 60))
-    with pytest.raises(errors.CheckViolation):
+    with pytest.raises(errors.CheckViolation,
+                       match='violates check constraint "qualified_leads_qualification_score_check"'):
         postgresql.execute(sql, (uid, 59.99))
 
 

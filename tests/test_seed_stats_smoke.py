@@ -11,6 +11,7 @@ import pytest
 from dbtool import pool
 from dbtool import seed as seed_lib
 from dbtool.config import Target
+from dbtool.errors import UsageError
 from dbtool.paths import modules
 from dbtool.repo.crm import reco_run
 from helpers import row_counts, run_dbtool
@@ -54,11 +55,17 @@ def test_seed_twice_then_clear_removes_exactly_the_seed_rows(db_url):
 
 @pytest.mark.parametrize("module", modules())
 def test_seed_files_run_under_psql_twice(module, db_url):
-    for path in (seed_lib.seed_file(module), seed_lib.seed_file(module), seed_lib.seed_file(module, clear=True)):
+    def psql_f(path) -> dict[str, int]:
         out = subprocess.run(["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", str(path), db_url],
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
-    assert sum(n for t, n in counts(db_url).items() if t.startswith(module + ".")) == 0
+        return {t: n for t, n in counts(db_url).items() if t.startswith(module + ".")}
+
+    once = psql_f(seed_lib.seed_file(module))
+    assert all(once[t] == n for t, n in SEEDED.items() if t in once), once
+    assert sum(once.values()) > 0
+    assert psql_f(seed_lib.seed_file(module)) == once                   # idempotent
+    assert sum(psql_f(seed_lib.seed_file(module, clear=True)).values()) == 0
 
 
 def test_seed_on_an_unmigrated_database_says_so(empty_url):
@@ -68,7 +75,7 @@ def test_seed_on_an_unmigrated_database_says_so(empty_url):
 
 def test_stats_text_and_json(db_url):
     env = {"DATABASE_URL": db_url}
-    run_dbtool("seed", "-m", "infra", env=env)
+    assert run_dbtool("seed", "-m", "infra", env=env).returncode == 0
     text = run_dbtool("stats", "-m", "infra", env=env)
     assert text.returncode == 0
     line = next(ln for ln in text.stdout.splitlines() if ln.startswith("infra.agents"))
@@ -94,7 +101,7 @@ def test_stats_estimates_big_tables_and_says_so(postgresql):
 
 def test_smoke_passes_and_leaves_no_trace(db_url):
     env = {"DATABASE_URL": db_url}
-    run_dbtool("seed", env=env)
+    assert run_dbtool("seed", env=env).returncode == 0
     seqs = "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = ANY(%s) ORDER BY 1"
     with psycopg.connect(db_url) as conn:
         before_seq = conn.execute(seqs, (modules(),)).fetchall()
@@ -150,7 +157,7 @@ def test_pool_sizes_and_health_checked_connections(db_url, monkeypatch):
     with pool.connection(Target(db_url, "test")) as conn:
         assert conn.execute("SELECT current_setting('application_name')").fetchone() == ("dbtool-script",)
     monkeypatch.setenv("DBTOOL_POOL_MAX", "x")
-    with pytest.raises(Exception, match="DBTOOL_POOL_MAX"):
+    with pytest.raises(UsageError, match=r"^DBTOOL_POOL_MAX='x': "):
         pool.pool_sizes()
 
 

@@ -11,7 +11,7 @@ import pytest
 from dbtool.catalog import expected as expected_lib
 from dbtool.config import Target
 from dbtool.paths import ROOT, modules
-from helpers import copy_project, run_dbtool
+from helpers import add_migration, copy_project, run_dbtool
 
 
 def validate(url: str, *args: str, env: dict | None = None):
@@ -100,14 +100,16 @@ def test_fk_action_difference_says_expected_and_found(db_url):
 
 def test_missing_enum_label_is_named(db_url):
     drift(db_url, DRIFTS[15][1])
-    _rc, report, _ = validate(db_url, "--module", "infra")
-    assert "missing labels REJECTED" in report["findings"][0]["message"]
+    rc, report, _ = validate(db_url, "--module", "infra")
+    assert rc == 1 and len(report["findings"]) == 1
+    assert report["findings"][0]["message"].endswith("(missing labels REJECTED)")
 
 
 def test_index_left_invalid_by_failed_concurrent_build_is_an_error(db_url):
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("INSERT INTO planning.store_clusters (cluster_id, cluster_name) VALUES ('a', 'x'), ('b', 'x')")
-        with pytest.raises(psycopg.errors.UniqueViolation):
+        with pytest.raises(psycopg.errors.UniqueViolation,
+                           match='could not create unique index "store_clusters_name_uq"'):
             conn.execute("CREATE UNIQUE INDEX CONCURRENTLY store_clusters_name_uq "
                          "ON planning.store_clusters (cluster_name)")
     rc, report, _ = validate(db_url, "--module", "planning")
@@ -151,6 +153,8 @@ def test_applied_migration_missing_from_disk_is_an_error(db_url, tmp_path):
     (tmp_path / "migrations" / "infra" / "infra_0001_initial.py").unlink()
     (tmp_path / "migrations" / "infra" / "infra_0001_renamed.py").write_text(
         (ROOT / "migrations" / "infra" / "infra_0001_initial.py").read_text())
+    later = tmp_path / "migrations" / "infra" / "infra_0002_privileges.py"  # depends on the renamed one
+    later.write_text(later.read_text().replace('"infra_0001_initial"', '"infra_0001_renamed"'))
     rc, report, _ = validate(db_url, "--module", "infra", env={"DBTOOL_ROOT": str(tmp_path)})
     assert rc == 1
     found = {(f["kind"], f["object"], f["problem"]) for f in report["findings"]}
@@ -167,7 +171,7 @@ def test_validate_needs_only_connect_and_usage(db_url):
         conn.execute(f'GRANT CONNECT ON DATABASE "{dbname}" TO dbtool_reader')
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         for schema in modules():
-            conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO dbtool_reader")
+            conn.execute(f"GRANT {schema}_ro TO dbtool_reader")  # membership, not grants of its own
     try:
         reader_url = db_url.replace("postgresql://postgres@", "postgresql://dbtool_reader@")
         rc, report, out = validate(reader_url)
@@ -232,10 +236,36 @@ def test_unknown_module_is_a_usage_error():
     assert out.returncode == 2 and "unknown module nope" in out.stderr
 
 
-def test_from_sql_builds_the_expectation_on_the_fly(db_url):
-    rc, report, out = validate(db_url, "--from-sql", "--module", "planning")
-    assert rc == 0, out.stderr
-    assert report["summary"]["checked"] > 50
+EXTRA_TABLE = "CREATE TABLE planning.from_sql_only (id integer PRIMARY KEY, note text NOT NULL);\n"
+
+
+def findings_of(report: dict) -> list[tuple]:
+    return [(f["severity"], f["kind"], f["object"], f["problem"]) for f in report["findings"]]
+
+
+def test_from_sql_builds_the_expectation_on_the_fly(db_url, tmp_path):
+    """The project copy's sql/ has a table the committed snapshot lacks: only --from-sql expects it."""
+    root = copy_project(tmp_path)
+    add_migration(root, "planning", "planning_0002_from_sql_only", {"100_from_sql_only.sql": EXTRA_TABLE},
+                  rollback="DROP TABLE planning.from_sql_only")
+    env = {"DBTOOL_ROOT": str(root)}
+    pending = ("warning", "migration", "planning_0002_from_sql_only", "pending")
+
+    # Not applied yet: the snapshot does not know the table; sql/ says it is missing.
+    rc, report, out = validate(db_url, "--module", "planning", env=env)
+    assert (rc, findings_of(report)) == (0, [pending]), out.stderr
+    rc, report, out = validate(db_url, "--from-sql", "--module", "planning", env=env)
+    assert (rc, findings_of(report)) == (1, [("error", "table", "planning.from_sql_only", "missing"), pending]), \
+        out.stderr
+
+    applied = run_dbtool("migrate", "--module", "planning", "--database-url", db_url, env=env)
+    assert applied.returncode == 0, applied.stderr
+
+    # Applied: an extra table for the snapshot (an error under --strict); exactly what sql/ describes.
+    rc, report, out = validate(db_url, "--module", "planning", "--strict", env=env)
+    assert (rc, findings_of(report)) == (1, [("error", "table", "planning.from_sql_only", "extra")]), out.stderr
+    rc, report, out = validate(db_url, "--from-sql", "--module", "planning", "--strict", env=env)
+    assert (rc, report["findings"]) == (0, []), out.stderr
 
 
 @pytest.mark.parametrize("module", ["crm", "infra", "planning", "chatbot"])

@@ -1,12 +1,16 @@
-"""The DuckDB catalog reader: a file built from sql/duckdb/ matches; drift shows in a dict comparison."""
+"""The DuckDB catalog: a file built from sql/duckdb/ validates clean; drift is found by validate's own diff."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from dbtool.analytics import db
 from dbtool.analytics.catalog import expected_duckdb_catalog, read_duckdb_catalog
+from dbtool.catalog.diff import diff
+from dbtool.catalog.validate import duckdb_catalogs
 
 
 @pytest.fixture(scope="module")
@@ -15,45 +19,47 @@ def expected():
 
 
 @pytest.fixture
-def live(tmp_path):
-    path = tmp_path / "live.duckdb"
-    db.init(path)
+def path(tmp_path) -> Path:
+    """A DuckDB file built by `dbtool analytics init`."""
+    p = tmp_path / "live.duckdb"
+    db.init(p)
+    return p
+
+
+def findings(path: Path) -> list[tuple]:
+    """What `dbtool validate --duckdb path` finds: (severity, kind, object, problem, attribute), in its order."""
+    return [(f.severity, f.kind, f.object, f.problem, f.attribute) for f in diff(*duckdb_catalogs(path))]
+
+
+def change(path: Path, *statements: str) -> None:
     with duckdb.connect(str(path)) as conn:
-        yield conn
-
-
-def diff(expected: dict, live: dict) -> set[tuple[str, str, str]]:
-    """(kind, name, what) for each object missing, extra or different."""
-    out = set()
-    for kind in expected.keys() | live.keys():
-        exp, got = expected.get(kind, {}), live.get(kind, {})
-        out |= {(kind, n, "missing") for n in exp.keys() - got.keys()}
-        out |= {(kind, n, "extra") for n in got.keys() - exp.keys()}
-        out |= {(kind, n, "differs") for n in exp.keys() & got.keys() if exp[n] != got[n]}
-    return out
+        for stmt in statements:
+            conn.execute(stmt)
 
 
 def test_expected_catalog_describes_the_spec_tables(expected):
     spec_tables = {"duckdb.conversation_context", "duckdb.message_history", "duckdb.message_embeddings"}
-    assert spec_tables <= set(expected["table"])
-    assert expected["column"]["duckdb.message_embeddings.embedding"]["type"] == "FLOAT[384]"
-    assert expected["column"]["duckdb.conversation_context.key_entities"]["type"] == "JSON"
-    assert expected["index"]["duckdb.message_history.message_history_phone_number_created_at_idx"]["definition"] \
-        == "message_history(phone_number, created_at)"
+    assert spec_tables <= set(expected.objects("table"))
+    columns = expected.objects("column")
+    assert columns["duckdb.message_embeddings.embedding"].type == "FLOAT[384]"
+    assert columns["duckdb.conversation_context.key_entities"].type == "JSON"
+    assert expected.objects("index")["duckdb.message_history.message_history_phone_number_created_at_idx"] \
+        .definition == "message_history(phone_number, created_at)"
 
 
-def test_clean_file_equals_expected(expected, live):
-    assert read_duckdb_catalog(live) == expected
+def test_clean_file_equals_expected_and_has_no_findings(expected, path):
+    with duckdb.connect(str(path), read_only=True) as conn:
+        assert read_duckdb_catalog(conn) == expected
+    assert findings(path) == []
 
 
-def drifted(tmp_path, old_ddl: str) -> duckdb.DuckDBPyConnection:
+def drifted(tmp_path, old_ddl: str) -> Path:
     """A file where an older definition of a table came first: init's IF NOT EXISTS keeps it (the realistic
     drift; DuckDB refuses ALTER on tables that have indexes)."""
     path = tmp_path / "drifted.duckdb"
-    with duckdb.connect(str(path)) as conn:
-        conn.execute(old_ddl)
+    change(path, old_ddl)
     db.init(path)
-    return duckdb.connect(str(path))
+    return path
 
 
 def spec_ddl(table: str) -> str:
@@ -63,33 +69,41 @@ def spec_ddl(table: str) -> str:
         return conn.execute("SELECT sql FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()[0][0]
 
 
-def test_dropped_column(expected, tmp_path):
+def test_dropped_column(tmp_path):
     ddl = spec_ddl("conversation_context").replace("summary VARCHAR, ", "")
     assert "summary" not in ddl
-    found = diff(expected, read_duckdb_catalog(drifted(tmp_path, ddl)))
-    assert ("column", "duckdb.conversation_context.summary", "missing") in found
-    # later columns moved up one position: reported too, as differences
-    assert ("column", "duckdb.conversation_context.state", "differs") in found
-    assert {k for k, _, _ in found} == {"column"}
+    found = findings(drifted(tmp_path, ddl))
+    # The one error: the missing column. Later columns moved up one position: warnings (INSERT without a
+    # column list would write into the wrong columns).
+    assert [f for f in found if f[0] == "error"] == [
+        ("error", "column", "duckdb.conversation_context.summary", "missing", None)]
+    assert ("warning", "column", "duckdb.conversation_context.state", "differs", "position") in found
+    assert {(f[0], f[1], f[3], f[4]) for f in found if f[0] != "error"} == {
+        ("warning", "column", "differs", "position")}
 
 
-def test_changed_type(expected, tmp_path):
-    ddl = spec_ddl("message_history").replace("confidence DOUBLE", "confidence FLOAT")
-    got = read_duckdb_catalog(drifted(tmp_path, ddl))
-    assert diff(expected, got) == {("column", "duckdb.message_history.confidence", "differs")}
-    assert got["column"]["duckdb.message_history.confidence"]["type"] == "FLOAT"
+def test_changed_type(tmp_path):
+    path = drifted(tmp_path, spec_ddl("message_history").replace("confidence DOUBLE", "confidence FLOAT"))
+    assert findings(path) == [("error", "column", "duckdb.message_history.confidence", "differs", "type")]
+    (only,) = diff(*duckdb_catalogs(path))
+    assert (only.expected, only.found) == ("DOUBLE", "FLOAT")
 
 
-def test_missing_table(expected, live):
-    live.execute("DROP TABLE message_embeddings")
-    found = diff(expected, read_duckdb_catalog(live))
-    assert ("table", "duckdb.message_embeddings", "missing") in found
-    assert ("index", "duckdb.message_embeddings.message_embeddings_phone_number_idx", "missing") in found
-    assert {n for k, n, _ in found if k == "table"} == {"duckdb.message_embeddings"}
+def test_missing_table(path):
+    change(path, "DROP TABLE message_embeddings")
+    # One error for the table; its columns and index are implied, not reported again.
+    assert findings(path) == [("error", "table", "duckdb.message_embeddings", "missing", None)]
 
 
-def test_index_on_other_columns_differs(expected, live):
-    live.execute("DROP INDEX message_history_intent_idx")
-    live.execute("CREATE INDEX message_history_intent_idx ON message_history (sentiment)")
-    assert diff(expected, read_duckdb_catalog(live)) == {
-        ("index", "duckdb.message_history.message_history_intent_idx", "differs")}
+def test_index_on_other_columns_differs(path):
+    change(path, "DROP INDEX message_history_intent_idx",
+           "CREATE INDEX message_history_intent_idx ON message_history (sentiment)")
+    assert findings(path) == [("error", "index", "duckdb.message_history.message_history_intent_idx", "differs",
+                               "definition")]
+
+
+def test_extra_index_is_a_warning_and_an_error_when_strict(path):
+    change(path, "CREATE INDEX message_history_sentiment_idx ON message_history (sentiment)")
+    extra = ("duckdb.message_history.message_history_sentiment_idx", "extra")
+    assert [(f.severity, f.object, f.problem) for f in diff(*duckdb_catalogs(path))] == [("warning", *extra)]
+    assert [(f.severity, f.object, f.problem) for f in diff(*duckdb_catalogs(path), strict=True)] == [("error", *extra)]

@@ -108,7 +108,7 @@ def test_interrupted_run_loses_and_duplicates_nothing(chatbot, step):
     before = state(duck)
     add_messages(pg, ids["s1"], 4, intent="ask_financing")
     pg.commit()
-    with pytest.raises(Interrupt):
+    with pytest.raises(Interrupt, match=f"^{step}$"):
         sync(pg, duck, on_step=interrupt_at(step))
     assert state(duck) == before  # the half-done run left nothing
     rerun = sync(pg, duck)

@@ -41,9 +41,9 @@ def test_session_ttl_on_a_controlled_clock(postgresql):
     assert (gone.is_active, gone.state) == (False, "CLOSED")
     with pytest.raises(IllegalTransition, match="closed or expired"):
         sessions.touch(conn, session_id="s1", now=T0 + 44 * H)
-    with pytest.raises(IllegalTransition):                             # expired but not yet swept
+    with pytest.raises(IllegalTransition, match="session s2 is closed or expired"):  # expired, not yet swept
         sessions.touch(conn, session_id="s2", now=T0 + 55 * H)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no session nope$"):
         sessions.touch(conn, session_id="nope", now=T0)
     assert sessions.expire_stale(conn, now=T0 + 55 * H) == 1 and sessions.expire_stale(conn, now=T0 + 56 * H) == 0
 
@@ -57,7 +57,7 @@ def test_messages_append_in_order(postgresql):
     assert [(m.role, m.content) for m in msgs] == [("user", "Oi"), ("assistant", "Olá!")]
     after = sessions.get(conn, id=s.id)
     assert (after.turn_id, after.last_activity_at) == (1, T0 + 2 * H)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no session with id=-5$"):
         messages.append(conn, session_id=-5, role="user", content="x")
 
 
@@ -81,21 +81,21 @@ def test_handoff_lifecycle(postgresql):
     s = sessions.open(conn, user_id=_user(conn).id, now=T0)
     h = human_handoffs.request(conn, session_id=s.id, reason="wants a human", context={"turn": 3}, now=T0 + H)
     assert (h.status, sessions.get(conn, id=s.id).state) == ("PENDING", "HANDOFF")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition, match="PENDING -> RESOLVED is not allowed"):
         human_handoffs.resolve(conn, id=h.id)
     assert human_handoffs.assign(conn, id=h.id, assigned_to="joao").assigned_to == "joao"
     assert human_handoffs.assign(conn, id=h.id, assigned_to="maria").assigned_to == "maria"
     assert human_handoffs.start(conn, id=h.id).status == "IN_PROGRESS"
     done = human_handoffs.resolve(conn, id=h.id, rating=5, feedback="great", now=T0 + H)
     assert (done.status, done.rating, done.resolved_at) == ("RESOLVED", 5, T0 + H)
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition, match="RESOLVED -> CANCELLED is not allowed"):
         human_handoffs.cancel(conn, id=h.id)
     h2 = human_handoffs.request(conn, session_id=s.id, reason="again", now=T0 + 2 * H)
     assert human_handoffs.cancel(conn, id=h2.id).status == "CANCELLED"
     assert human_handoffs.queue(conn, status="PENDING").rows == []
     with pytest.raises(IllegalTransition, match="closed or expired"):  # the TTL passed
         human_handoffs.request(conn, session_id=s.id, reason="late", now=T0 + 25 * H)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no session with id=-1$"):
         human_handoffs.request(conn, session_id=-1, reason="nobody", now=T0)
 
 
@@ -129,7 +129,7 @@ def test_consent_grant_and_withdraw(postgresql):
     assert (g.consent, g.consent_at, g.consent_version) == (True, T0, "v2")
     w = users.withdraw_consent(conn, id=u.id, now=T0 + H)
     assert (w.consent, w.consent_at, w.consent_version) == (False, T0 + H, "v2")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no user with id=-1$"):
         users.grant_consent(conn, id=-1, version="v1")
 
 
@@ -160,7 +160,7 @@ def test_erasure_removes_everything_of_one_user_and_nothing_of_another(postgresq
     assert conn.execute(COUNT, {"u": a.id}).fetchone() == (0, 0, 0, 0)
     assert conn.execute(COUNT, {"u": b.id}).fetchone() == (1, 1, 1, 1)
     assert conn.execute("SELECT count(*) FROM chatbot.car_interactions").fetchone()[0] == 1
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=f"no user {a.id}$"):
         users.erase(conn, id=a.id)
 
 
@@ -171,7 +171,7 @@ def test_erasure_is_all_or_nothing_when_a_hook_fails(postgresql):
     def broken(_conn, _user):
         raise RuntimeError("duckdb unavailable")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="^duckdb unavailable$"):
         users.erase(conn, id=a.id, erasers=[broken])
     assert conn.execute(COUNT, {"u": a.id}).fetchone() == (1, 1, 1, 1)
 
@@ -186,6 +186,6 @@ def test_a_message_keeps_its_session_alive_and_a_dead_session_takes_none(postgre
     with pytest.raises(IllegalTransition, match="closed or expired"):
         messages.append(conn, session_id=s.id, role="user", content="too late", now=T0 + 48 * H)
     sessions.close(conn, session_id=s.session_id)
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition, match=f"session id={s.id} is closed or expired"):
         messages.append(conn, session_id=s.id, role="user", content="closed", now=T0 + 24 * H)
     assert conn.execute("SELECT count(*) FROM chatbot.messages WHERE session_id = %s", (s.id,)).fetchone()[0] == 1

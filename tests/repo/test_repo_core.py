@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dbtool.catalog.expected import load_snapshot, table_columns
 from dbtool.paths import modules
 from dbtool.repo import _generate, table_names, tables
 from dbtool.repo.crm import audit_item, customer, order_line, product
 from dbtool.repo.errors import InvalidValue, RepoError
+from dbtool.repo.planning import store_clusters
 
 
 def test_rows_generated_is_current():
@@ -21,20 +21,59 @@ def test_rows_generated_is_current():
         "dbtool/repo/rows_generated.py is stale: run python -m dbtool.repo._generate"
 
 
+def live_shapes(conn, module: str) -> dict[str, dict]:
+    """{table: shape} of the migrated database, from information_schema (not the snapshot Table reads)."""
+    shapes: dict[str, dict] = {}
+    for table, column, nullable, default, identity in conn.execute(
+            "SELECT table_name, column_name, is_nullable, column_default, is_identity FROM information_schema.columns"
+            " WHERE table_schema = %s ORDER BY table_name, ordinal_position", (module,)):
+        shape = shapes.setdefault(table, {"columns": [], "column": {}, "primary_key": (), "unique_keys": {}})
+        shape["columns"].append(column)
+        shape["column"][column] = (nullable == "YES", identity == "YES", default is not None)
+    for table, kind, name, columns in conn.execute(
+            "SELECT tc.table_name, tc.constraint_type, tc.constraint_name,"
+            "       array_agg(k.column_name::text ORDER BY k.ordinal_position)"
+            " FROM information_schema.table_constraints tc"
+            " JOIN information_schema.key_column_usage k ON (k.constraint_schema, k.constraint_name)"
+            "      = (tc.constraint_schema, tc.constraint_name)"
+            " WHERE tc.table_schema = %s AND tc.constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+            " GROUP BY tc.table_name, tc.constraint_type, tc.constraint_name", (module,)):
+        if kind == "PRIMARY KEY":
+            shapes[table]["primary_key"] = tuple(columns)
+        else:
+            shapes[table]["unique_keys"][name] = tuple(columns)
+    return shapes
+
+
 @pytest.mark.parametrize("module", modules())
-def test_every_table_has_a_module_shaped_by_the_snapshot(module):
-    snap = load_snapshot(module)
-    for table in table_names(module):
+def test_every_table_has_a_module_shaped_like_the_migrated_table(postgresql, module):
+    live = live_shapes(postgresql, module)
+    assert table_names(module) == sorted(live)
+    for table, shape in live.items():
         mod = importlib.import_module(f"dbtool.repo.{module}.{table}")
         t = mod.T
-        assert t.columns == tuple(table_columns(module, table))
-        pk = next(c for c in snap["constraint"].values() if c["table"] == t.qualified and c["type"] == "primary key")
-        assert t.primary_key == tuple(pk["columns"])
+        assert t.columns == tuple(shape["columns"]), t.qualified
+        assert {c: (col.nullable, col.identity, col.has_default) for c, col in t.column.items()} == shape["column"]
+        assert t.primary_key == shape["primary_key"], t.qualified
+        assert t.unique_keys == shape["unique_keys"], t.qualified
         for name in ("get", "insert", "update", "delete", "page", "load"):
             assert callable(getattr(mod, name)), f"{t.qualified} lacks {name}"
         assert hasattr(mod, "upsert") == (t.natural_key is not None), t.qualified
-        assert [f for f in t.row.__dataclass_fields__] == list(t.columns)
-    assert len(tables([module])) == len(snap["table"])
+        assert list(t.row.__dataclass_fields__) == shape["columns"], t.qualified
+    assert sorted(tables([module])) == sorted(f"{module}.{t}" for t in live)
+
+
+def test_a_table_shape_matches_its_sql_file():
+    """Hard facts from sql/planning/040_store_clusters.sql and sql/crm/070_order_line.sql."""
+    t = store_clusters.T
+    assert t.columns == ("cluster_id", "cluster_name", "description", "created_at")
+    assert t.primary_key == ("cluster_id",) and t.unique_keys == {} and t.natural_key == ("cluster_id",)
+    assert [c for c in t.columns if t.column[c].nullable] == ["description"]
+    assert [c for c in t.columns if t.column[c].has_default] == ["created_at"]
+    assert t.column["cluster_name"].type == "character varying(100)"
+    o = order_line.T
+    assert o.columns[0] == "id" and o.column["id"].identity and o.primary_key == ("id",)
+    assert o.natural_key is None and "id" not in o.insert_columns
 
 
 def test_statements_are_composed_once_per_shape():
@@ -159,7 +198,7 @@ def test_any_text_without_nul_round_trips(postgresql, text):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prefix=st.text(max_size=20), suffix=st.text(max_size=20))
 def test_any_text_with_nul_is_refused(postgresql, prefix, suffix):
-    with pytest.raises(InvalidValue):
+    with pytest.raises(InvalidValue, match="cannot contain a NUL byte"):
         customer.insert(postgresql, customer_code="N", email=prefix + "\x00" + suffix)
     assert customer.get(postgresql, customer_code="N") is None
 

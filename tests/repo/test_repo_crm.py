@@ -69,7 +69,8 @@ def test_config_hash_is_canonical_and_deterministic():
     assert reco_run.canonical_json(same) == \
         '{"scenarios":["REBUY","UPSELL"],"silence_days":30,"weights":{"aroma":0.3,"family":0.5}}'
     assert reco_run.config_hash({**CONFIG, "silence_days": 31}) != reco_run.config_hash(CONFIG)
-    assert len(reco_run.config_hash(CONFIG)) == 64
+    # sha256 of the canonical text above, computed independently (printf '%s' '<json>' | sha256sum):
+    assert reco_run.config_hash(CONFIG) == "366f8a7f4b3534f883dde4e435debe9844205c2d0d25b45a05914c45bac8519a"
 
 
 def test_run_with_top3_items_and_reasons(postgresql):
@@ -127,11 +128,11 @@ def test_remaining_crm_tables_round_trip(postgresql):
 def test_reco_run_moves_only_along_its_lifecycle(postgresql):
     conn = postgresql
     reco_run.create(conn, config=CONFIG, run_id="R9")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition, match="PENDING -> COMPLETED is not allowed"):
         reco_run.finish(conn, run_id="R9")  # PENDING cannot complete without running
     reco_run.start(conn, run_id="R9")
     failed = reco_run.fail(conn, run_id="R9", error_message="scoring crashed")
     assert (failed.status, failed.error_message, failed.finished_at is not None) == ("FAILED", "scoring crashed", True)
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition, match="FAILED -> RUNNING is not allowed"):
         reco_run.start(conn, run_id="R9")  # a failed run is not restarted: create a new one
     assert reco_run.get(conn, run_id="R9").status == "FAILED"

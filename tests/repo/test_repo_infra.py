@@ -45,8 +45,9 @@ def test_only_legal_transitions_happen(world, start, to):
 
 def test_unknown_recommendation_is_not_found(world):
     import uuid
-    with pytest.raises(NotFound):
-        recommendations.approve(world[0], id=uuid.uuid4())
+    missing = uuid.uuid4()
+    with pytest.raises(NotFound, match=f"no row with id={missing}$"):
+        recommendations.approve(world[0], id=missing)
 
 
 def test_approval_then_execution_to_rollback(world):
@@ -58,16 +59,16 @@ def test_approval_then_execution_to_rollback(world):
     dec = approvals.decide(conn, recommendation_id=rec.id, approved=True, approved_by="cto@acme", comment="go")
     assert (dec.status, dec.approved_by, dec.decided_at is not None) == ("APPROVED", "cto@acme", True)
     assert recommendations.get(conn, id=rec.id).status == "APPROVED"
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition, match="APPROVED -> REJECTED is not allowed"):
         approvals.decide(conn, recommendation_id=rec.id, approved=False, approved_by="x")
     opt = optimizations.start(conn, recommendation_id=rec.id)
     assert (opt.status, opt.progress, opt.agent_id) == ("EXECUTING", 0, a.id)
     assert optimizations.report_progress(conn, id=opt.id, progress=55).progress == 55
-    with pytest.raises(InvalidValue):
+    with pytest.raises(InvalidValue, match="progress must be 0..100, got 101$"):
         optimizations.report_progress(conn, id=opt.id, progress=101)
     done = optimizations.complete(conn, id=opt.id, result={"saved": 1}, actual_savings=Decimal("10.00"))
     assert (done.status, done.progress, done.result) == ("COMPLETED", 100, {"saved": 1})
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition, match="COMPLETED -> EXECUTING is not allowed"):
         optimizations.report_progress(conn, id=opt.id, progress=10)
     assert recommendations.get(conn, id=rec.id).status == "COMPLETED"
     assert optimizations.roll_back(conn, id=opt.id).status == "ROLLED_BACK"
@@ -83,7 +84,7 @@ def test_rejection_and_failed_execution(world):
     approvals.request(conn, recommendation_id=rec.id)
     approvals.decide(conn, recommendation_id=rec.id, approved=False, approved_by="cfo")
     assert recommendations.get(conn, id=rec.id).status == "REJECTED"
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition, match="REJECTED -> EXECUTING is not allowed"):
         optimizations.start(conn, recommendation_id=rec.id)     # a rejected recommendation never executes
     assert optimizations.page(conn, customer_id=c.id, by="created_at").rows == []
     rec2 = _rec(conn, c, a, "APPROVED")
