@@ -1,0 +1,26 @@
+"""chatbot: module roles chatbot_rw / chatbot_ro and their privileges (sql/chatbot/110_privileges.sql).
+
+Rollback revokes what the file granted (schema, tables, sequences, functions, default privileges)
+and gives PUBLIC back PostgreSQL's default EXECUTE on the module's functions, as before. It leaves
+the roles chatbot_rw and chatbot_ro: roles belong to the whole cluster, other databases on it (other
+environments, test and scratch databases) hold grants to them, and DROP ROLE would then fail
+("role ... cannot be dropped because some objects depend on it") and abort the rollback.
+"""
+
+from yoyo import step
+
+from dbtool.migration_steps import apply_files, rollback_sql
+
+__depends__ = {"chatbot_0001_initial"}
+
+ROLLBACK = """
+REVOKE ALL ON ALL TABLES IN SCHEMA chatbot FROM chatbot_rw, chatbot_ro;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA chatbot FROM chatbot_rw, chatbot_ro;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA chatbot FROM chatbot_rw, chatbot_ro;
+REVOKE ALL ON SCHEMA chatbot FROM chatbot_rw, chatbot_ro;
+ALTER DEFAULT PRIVILEGES IN SCHEMA chatbot REVOKE ALL ON TABLES FROM chatbot_rw, chatbot_ro;
+ALTER DEFAULT PRIVILEGES IN SCHEMA chatbot REVOKE ALL ON SEQUENCES FROM chatbot_rw, chatbot_ro;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA chatbot TO PUBLIC;
+"""
+
+step(apply_files(__file__, "110_privileges.sql"), rollback_sql(__file__, ROLLBACK))

@@ -1,0 +1,26 @@
+"""planning: module roles planning_rw / planning_ro and their privileges (sql/planning/100_privileges.sql).
+
+Rollback revokes what the file granted (schema, tables, sequences, functions, default privileges)
+and gives PUBLIC back PostgreSQL's default EXECUTE on the module's functions, as before. It leaves
+the roles planning_rw and planning_ro: roles belong to the whole cluster, other databases on it (other
+environments, test and scratch databases) hold grants to them, and DROP ROLE would then fail
+("role ... cannot be dropped because some objects depend on it") and abort the rollback.
+"""
+
+from yoyo import step
+
+from dbtool.migration_steps import apply_files, rollback_sql
+
+__depends__ = {"planning_0001_initial"}
+
+ROLLBACK = """
+REVOKE ALL ON ALL TABLES IN SCHEMA planning FROM planning_rw, planning_ro;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA planning FROM planning_rw, planning_ro;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA planning FROM planning_rw, planning_ro;
+REVOKE ALL ON SCHEMA planning FROM planning_rw, planning_ro;
+ALTER DEFAULT PRIVILEGES IN SCHEMA planning REVOKE ALL ON TABLES FROM planning_rw, planning_ro;
+ALTER DEFAULT PRIVILEGES IN SCHEMA planning REVOKE ALL ON SEQUENCES FROM planning_rw, planning_ro;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA planning TO PUBLIC;
+"""
+
+step(apply_files(__file__, "100_privileges.sql"), rollback_sql(__file__, ROLLBACK))
