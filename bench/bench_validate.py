@@ -20,7 +20,7 @@ import psycopg
 from bench.common import report, scratch, timed
 from dbtool import progress
 from dbtool.catalog.diff import diff
-from dbtool.catalog.read import KINDS, QUERIES, read_catalog
+from dbtool.catalog.read import KINDS, PINNED, QUERIES, read_catalog
 
 SIZES = [int(s) for s in os.environ.get("BENCH_VALIDATE_SIZES", "1000,5000").split(",")]
 SCHEMA = "bench"
@@ -80,8 +80,11 @@ def dbtool_validate(conn, expected):
 
 
 def bare_read(conn):
+    """The same queries in the same kind of snapshot, rows fetched, nothing done with them."""
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SET LOCAL search_path = pg_catalog")
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        for name, value in PINNED.items():
+            cur.execute("SELECT set_config(%s, %s, true)", (name, value))
         return [cur.execute(QUERIES[k], {"schemas": [SCHEMA]}).fetchall() for k in KINDS]
 
 
@@ -108,8 +111,9 @@ def run() -> None:
         with scratch(f"validate_{n}") as target:
             with target.connect() as conn:
                 build(conn, n)
+            # Autocommit: each reader opens its own snapshot transaction, as validate does.
+            with target.connect(autocommit=True) as conn:
                 expected = read_catalog(conn, [SCHEMA])
-                conn.commit()
                 t_ours = t_bare = t_raw = float("inf")
                 for _ in range(REPEAT):  # interleaved, best of each: this machine's timings wander
                     t, findings = timed(dbtool_validate, conn, expected)
@@ -121,7 +125,7 @@ def run() -> None:
             t_sqla, tables = timed(sqlalchemy_inspector, engine)
             assert len(tables) == n
             engine.dispose()
-        objects = sum(len(v) for v in expected.values())
+        objects = sum(len(v) for v in expected.by_kind.values())
         report(f"validate: {n} tables ({objects} catalog objects)", [
             ("bare set-based read (floor)", t_bare),
             ("dbtool validate (read + diff)", t_ours),

@@ -13,15 +13,16 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
+from . import paths
 from .catalog.expected import load_snapshot
-from .paths import ROOT
+from .catalog.model import Catalog, Column, Constraint, Function, Index, Table, Trigger
 from .paths import modules as all_modules
 
-DOCS_DIR = ROOT / "docs"
 REGENERATE = "Regenerate with `make docs` (or `dbtool docs`); a test fails when this file is stale."
 HELP_WIDTH = 78  # what click uses on any terminal of 80 columns or more (80 - 2)
 
@@ -47,67 +48,69 @@ def _short(name: str) -> str:
 class ModuleDoc:
     """The expected catalog of one module, grouped by table."""
 
-    def __init__(self, module: str, catalog: dict):
+    def __init__(self, module: str, catalog: Catalog):
         self.module = module
         self.catalog = catalog
-        self.tables = sorted(catalog["table"])
-        self.columns: dict[str, list[tuple[str, dict]]] = defaultdict(list)
-        for name, attrs in catalog["column"].items():
-            table, col = name.rsplit(".", 1)
-            self.columns[table].append((col, attrs))
-        for cols in self.columns.values():
-            cols.sort(key=lambda c: c[1]["position"])
-        self.constraints = self._by_table(catalog["constraint"])
-        self.indexes = self._by_table(catalog["index"])
-        self.triggers = self._by_table(catalog.get("trigger", {}))
+        self.tables = sorted(catalog.objects("table"))
+        self.columns: dict[str, list[tuple[str, Column]]] = defaultdict(list)
+        self.constraints: dict[str, list[tuple[str, Constraint]]] = defaultdict(list)
+        self.indexes: dict[str, list[tuple[str, Index]]] = defaultdict(list)
+        self.triggers: dict[str, list[tuple[str, Trigger]]] = defaultdict(list)
+        for t in catalog.tables():
+            self.columns[t.key] = [(c.name, c) for c in catalog.columns(t.schema, t.name)]
+        for kind, into in (("constraint", self.constraints), ("index", self.indexes), ("trigger", self.triggers)):
+            for o in sorted(catalog.objects(kind).values(), key=lambda o: o.key):
+                assert o.parent is not None
+                into[o.parent].append((o.name, o))  # type: ignore[arg-type]
 
-    @staticmethod
-    def _by_table(objects: dict) -> dict[str, list[tuple[str, dict]]]:
-        out: dict[str, list[tuple[str, dict]]] = defaultdict(list)
-        for name, attrs in sorted(objects.items()):
-            out[attrs["table"]].append((_short(name), attrs))
-        return out
+    def table(self, key: str) -> Table:
+        t = self.catalog.objects("table")[key]
+        assert isinstance(t, Table)
+        return t
 
-    def of_type(self, table: str, kind: str) -> list[tuple[str, dict]]:
-        return [(n, a) for n, a in self.constraints[table] if a["type"] == kind]
+    def schema_comment(self) -> str | None:
+        return getattr(self.catalog.objects("schema").get(self.module), "comment", None)
+
+    def of_type(self, table: str, kind: str) -> list[tuple[str, Constraint]]:
+        return [(n, a) for n, a in self.constraints[table] if a.type == kind]
 
     def enum_note(self, pg_type: str) -> str:
         """For an uncommented column of one of the module's enum types: its values."""
-        enum = self.catalog.get("enum", {}).get(pg_type)
-        return f"One of {', '.join(enum['labels'])}." if enum else ""
+        enum = self.catalog.enums().get(pg_type)
+        return f"One of {', '.join(enum.labels)}." if enum else ""
 
     def key_columns(self, table: str) -> dict[str, list[str]]:
         marks: dict[str, list[str]] = defaultdict(list)
         for kind, mark in (("primary key", "PK"), ("foreign key", "FK"), ("unique", "UK")):
             for _n, con in self.of_type(table, kind):
-                for col in con["columns"]:
+                for col in con.columns:
                     if mark not in marks[col]:
                         marks[col].append(mark)
         return marks
 
 
 def _table_section(doc: ModuleDoc, table: str) -> list[str]:
-    attrs = doc.catalog["table"][table]
-    kind = "" if attrs["relkind"] == "table" else f" ({attrs['relkind']})"
-    out = [f"### `{table}`{kind}", "", _md(attrs["comment"] or "*(no comment)*"), ""]
+    attrs = doc.table(table)
+    kind = "" if attrs.relkind == "table" else f" ({attrs.relkind})"
+    out = [f"### `{table}`{kind}", "", _md(attrs.comment or "*(no comment)*"), ""]
     marks = doc.key_columns(table)
     out += ["| column | type | null | default | key | comment |", "|---|---|---|---|---|---|"]
     for col, c in doc.columns[table]:
-        default = c["default"] or (f"identity {c['identity']}" if c["identity"] else None)
-        if c["generated"]:
-            default = f"generated: {c['generated']}"
-        out.append(f"| `{col}` | {_code(c['type'])} | {'yes' if c['nullable'] else 'no'} | {_code(default)} "
-                   f"| {', '.join(marks.get(col, []))} | {_md(c['comment'] or doc.enum_note(c['type']))} |")
+        default = c.default or (f"identity {c.identity}" if c.identity else None)
+        if c.generated:
+            default = f"generated: {c.generated}"
+        out.append(f"| `{col}` | {_code(c.type)} | {'yes' if c.nullable else 'no'} | {_code(default)} "
+                   f"| {', '.join(marks.get(col, []))} | {_md(c.comment or doc.enum_note(c.type))} |")
     keys = []
     for name, con in doc.of_type(table, "primary key") + doc.of_type(table, "unique"):
-        keys.append(f"- {con['type']} `{name}`: ({', '.join(con['columns'])})")
+        keys.append(f"- {con.type} `{name}`: ({', '.join(con.columns)})")
     for name, con in doc.of_type(table, "foreign key"):
-        actions = f"ON DELETE {con['on_delete']}, ON UPDATE {con['on_update']}"
-        keys.append(f"- foreign key `{name}`: ({', '.join(con['columns'])}) → `{con['references']}` "
-                    f"({', '.join(con['ref_columns'])}), {actions}")
+        actions = f"ON DELETE {con.on_delete}, ON UPDATE {con.on_update}"
+        keys.append(f"- foreign key `{name}`: ({', '.join(con.columns)}) → `{con.references}` "
+                    f"({', '.join(con.ref_columns)}), {actions}")
     for title, lines in (("Keys", keys),
-                         ("Checks", [f"- `{n}`: `{_md(c['definition'])}`" for n, c in doc.of_type(table, "check")]),
-                         ("Exclusion constraints", [f"- `{n}`: `{_md(c['definition'])}`"
+                         ("Checks", [f"- `{n}`: `{_md(c.definition)}`" for n, c in doc.of_type(table, "check")]),
+                         ("Exclusion constraints", [f"- `{n}`: `{_md(c.definition)}`"
                                                     for n, c in doc.of_type(table, "exclusion")]),
                          ("Indexes", [_index_line(n, i) for n, i in doc.indexes[table]]),
                          ("Triggers", [_trigger_line(n, t, table) for n, t in doc.triggers[table]])):
@@ -116,15 +119,15 @@ def _table_section(doc: ModuleDoc, table: str) -> list[str]:
     return out + [""]
 
 
-def _trigger_line(name: str, trigger: dict, table: str) -> str:
-    when = trigger["definition"].replace(f"CREATE TRIGGER {name} ", "", 1).replace(f" ON {table}", "", 1)
-    return f"- `{name}`: `{_md(when)}`" + ("" if trigger["enabled"] else " (disabled)")
+def _trigger_line(name: str, trigger: Trigger, table: str) -> str:
+    when = trigger.definition.replace(f"CREATE TRIGGER {name} ", "", 1).replace(f" ON {table}", "", 1)
+    return f"- `{name}`: `{_md(when)}`" + ("" if trigger.enabled != "disabled" else " (disabled)")
 
 
-def _index_line(name: str, idx: dict) -> str:
-    using = idx["definition"].split(" USING ", 1)[-1]
-    flags = "primary key" if idx["primary"] else "unique" if idx["unique"] else ""
-    backs = f", backs constraint `{idx['constraint']}`" if idx["constraint"] and idx["constraint"] != name else ""
+def _index_line(name: str, idx: Index) -> str:
+    using = idx.definition.split(" USING ", 1)[-1]
+    flags = "primary key" if idx.primary else "unique" if idx.unique else ""
+    backs = f", backs constraint `{idx.constraint}`" if idx.constraint and idx.constraint != name else ""
     return f"- `{name}`: `{_md(using)}`" + (f" ({flags}{backs})" if flags or backs else "")
 
 
@@ -157,17 +160,18 @@ def mermaid(doc: ModuleDoc) -> list[str]:
         out.append(f"    {_entity(doc, table)} {{")
         for col, c in doc.columns[table]:
             keys = f" {', '.join(marks[col])}" if marks.get(col) else ""
-            out.append(f"        {mermaid_type(c['type'])} {col}{keys}")
+            out.append(f"        {mermaid_type(c.type)} {col}{keys}")
         out.append("    }")
-        uniques = [set(c["columns"]) for kind in ("primary key", "unique") for _n, c in doc.of_type(table, kind)]
+        uniques = [set(c.columns) for kind in ("primary key", "unique") for _n, c in doc.of_type(table, kind)]
         for _n, fk in doc.of_type(table, "foreign key"):
-            nullable = any(c["nullable"] for col, c in doc.columns[table] if col in fk["columns"])
+            ref = fk.references or ""
+            nullable = any(c.nullable for col, c in doc.columns[table] if col in fk.columns)
             parent = ("|o" if nullable else "||")
-            child = "o|" if set(fk["columns"]) in uniques else "o{"
-            rels.append(f"    {_entity(doc, fk['references'])} {parent}--{child} {_entity(doc, table)} "
-                        f": \"{', '.join(fk['columns'])}\"")
-            if fk["references"] not in doc.catalog["table"]:
-                outside.add(_entity(doc, fk["references"]))
+            child = "o|" if set(fk.columns) in uniques else "o{"
+            rels.append(f"    {_entity(doc, ref)} {parent}--{child} {_entity(doc, table)} "
+                        f": \"{', '.join(fk.columns)}\"")
+            if ref not in doc.catalog.objects("table"):
+                outside.add(_entity(doc, ref))
     out += [f"    {e} {{\n    }}" for e in sorted(outside)]
     return out + rels + ["```"]
 
@@ -181,27 +185,27 @@ def schema_markdown(modules: list[str] | None = None) -> str:
            "Keys in the diagrams: PK primary key, FK foreign key, UK unique. Types in the diagrams are shortened "
            "(no length); the tables give them in full.", "", "## Modules", ""]
     for doc in docs:
-        comment = doc.catalog["schema"].get(doc.module, {}).get("comment") or ""
+        comment = doc.schema_comment() or ""
         out.append(f"- [`{doc.module}`](#module-{doc.module}): {len(doc.tables)} table(s). {_md(comment)}")
     for doc in docs:
-        comment = doc.catalog["schema"].get(doc.module, {}).get("comment")
+        about = doc.schema_comment()
         out += ["", f"## Module {doc.module}", ""]
-        if comment:
-            out += [_md(comment), ""]
+        if about:
+            out += [_md(about), ""]
         out += ["| table | comment |", "|---|---|"]
         out += [f"| [`{_short(t)}`](#{re.sub(r'[^a-z0-9_-]', '', t.lower())}) "
-                f"| {_md(doc.catalog['table'][t]['comment'] or '')} |" for t in doc.tables]
+                f"| {_md(doc.table(t).comment or '')} |" for t in doc.tables]
         out += ["", *mermaid(doc), ""]
-        enums = sorted(doc.catalog.get("enum", {}).items())
+        enums = sorted(doc.catalog.enums().items())
         if enums:
             out += ["**Enum types**", "", "| type | values | comment |", "|---|---|---|"]
-            out += [f"| `{n}` | {', '.join(f'`{v}`' for v in e['labels'])} | {_md(e['comment'] or '')} |"
+            out += [f"| `{n}` | {', '.join(f'`{v}`' for v in e.labels)} | {_md(e.comment or '')} |"
                     for n, e in enums]
             out.append("")
-        functions = sorted(doc.catalog.get("function", {}).items())
+        functions = sorted((f.key, f) for f in doc.catalog.objects("function").values() if isinstance(f, Function))
         if functions:
             out += ["**Functions**", ""]
-            out += [f"- `{n}` returns `{f['returns']}`: {_md(f['comment'] or '')}".rstrip(": ") for n, f in functions]
+            out += [f"- `{n}` returns `{f.returns}`: {_md(f.comment or '')}".rstrip(": ") for n, f in functions]
             out.append("")
         for table in doc.tables:
             out += _table_section(doc, table)
@@ -224,11 +228,11 @@ def schema_dot(modules: list[str] | None = None) -> str:
             for col, c in doc.columns[table]:
                 mark = " " + ",".join(marks[col]) if marks.get(col) else ""
                 rows.append(f'<tr><td align="left" port="{_html(col)}">{_html(col)}{_html(mark)}</td>'
-                            f'<td align="left">{_html(mermaid_type(c["type"]))}</td></tr>')
+                            f'<td align="left">{_html(mermaid_type(c.type))}</td></tr>')
             label = '<table border="0" cellborder="1" cellspacing="0">' + "".join(rows) + "</table>"
             out.append(f'    "{table}" [label=<{label}>];')
             for _n, fk in doc.of_type(table, "foreign key"):
-                edges.append(f'  "{table}":"{fk["columns"][0]}" -> "{fk["references"]}":"{fk["ref_columns"][0]}";')
+                edges.append(f'  "{table}":"{fk.columns[0]}" -> "{fk.references}":"{fk.ref_columns[0]}";')
         out.append("  }")
     return "\n".join(out + sorted(edges) + ["}"]) + "\n"
 
@@ -247,17 +251,18 @@ def uncommented(modules: list[str] | None = None) -> tuple[list[str], list[str]]
     for module in modules or all_modules():
         doc = ModuleDoc(module, load_snapshot(module))
         for table in doc.tables:
-            if not doc.catalog["table"][table]["comment"]:
+            if not doc.table(table).comment:
                 tables.append(table)
             marks = doc.key_columns(table)
             columns += [f"{table}.{col}" for col, c in doc.columns[table]
-                        if not c["comment"] and col not in OBVIOUS_COLUMNS and not marks.get(col)
-                        and not doc.enum_note(c["type"])]
+                        if not c.comment and col not in OBVIOUS_COLUMNS and not marks.get(col)
+                        and not doc.enum_note(c.type)]
     return tables, columns
 
 
 # -- the CLI reference ------------------------------------------------------------
-def walk(command: click.Command, name: str = "dbtool", parent: click.Context | None = None):
+def walk(command: click.Command, name: str = "dbtool",
+         parent: click.Context | None = None) -> Iterator[tuple[str, click.Command, str]]:
     """(full name, command, help text) of the command and every subcommand, depth first, sorted."""
     # The command's own context_settings (e.g. `-h, --help`), at click's default width: the
     # reference then reads exactly as `--help` does on any terminal of 80 columns or more.
@@ -266,17 +271,25 @@ def walk(command: click.Command, name: str = "dbtool", parent: click.Context | N
     yield ctx.command_path, command, command.get_help(ctx)
     if isinstance(command, click.Group):
         for sub in sorted(command.list_commands(ctx)):
-            yield from walk(command.get_command(ctx, sub), sub, ctx)
+            subcommand = command.get_command(ctx, sub)
+            if subcommand is not None:  # a listed name that resolves to no command has no help to show
+                yield from walk(subcommand, sub, ctx)
 
 
 def _anchor(text: str) -> str:
     return re.sub(r"[^a-z0-9 -]", "", text.lower()).replace(" ", "-")
 
 
+def _cli(root: click.Command | None) -> click.Command:
+    """The given command, else dbtool's own CLI (imported only when needed)."""
+    if root is not None:
+        return root
+    from .cli import cli
+    return cli
+
+
 def cli_markdown(root: click.Command | None = None) -> str:
-    if root is None:
-        from .cli import cli as root
-    entries = list(walk(root))
+    entries = list(walk(_cli(root)))
     out = ["# dbtool command reference", "",
            "Generated from every command's `--help`. Do not edit by hand. " + REGENERATE, "", "## Commands", ""]
     for path, cmd, _help in entries:
@@ -287,20 +300,21 @@ def cli_markdown(root: click.Command | None = None) -> str:
 
 
 def commands_without_example(root: click.Command | None = None) -> list[str]:
-    if root is None:
-        from .cli import cli as root
-    return [path for path, _cmd, text in walk(root) if "Example" not in text]
+    return [path for path, _cmd, text in walk(_cli(root)) if "Example" not in text]
 
 
 # -- writing --------------------------------------------------------------------------
 def render_all() -> dict[str, str]:
     """{file name: content} of the generated text files (schema.dot is the source of schema.svg)."""
-    return {"SCHEMA.md": schema_markdown(), "CLI.md": cli_markdown(), "schema.dot": schema_dot()}
+    from .catalog.coverage import coverage_markdown
+
+    return {"SCHEMA.md": schema_markdown(), "CLI.md": cli_markdown(), "schema.dot": schema_dot(),
+            "COVERAGE.md": coverage_markdown()}
 
 
-def write(out_dir: Path = DOCS_DIR, *, svg: bool = True) -> list[Path]:
+def write(out_dir: Path | None = None, *, svg: bool = True) -> list[Path]:
     """Write the docs; docs/schema.svg only when Graphviz `dot` is installed."""
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir or paths.root() / "docs")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in render_all().items():
@@ -317,8 +331,8 @@ def write(out_dir: Path = DOCS_DIR, *, svg: bool = True) -> list[Path]:
     return written
 
 
-def stale(out_dir: Path = DOCS_DIR) -> list[str]:
+def stale(out_dir: Path | None = None) -> list[str]:
     """Names of the generated Markdown files that are missing or differ from what sql/ and --help say now."""
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir or paths.root() / "docs")
     return [name for name, text in render_all().items()
             if not (out_dir / name).exists() or (out_dir / name).read_text(encoding="utf-8") != text]

@@ -37,8 +37,8 @@ class Result:
 
 
 def _checks(module: str, table: str) -> dict[str, str]:
-    return {c["columns"][0]: c["definition"] for c in load_snapshot(module)["constraint"].values()
-            if c["table"] == f"{module}.{table}" and c["type"] == "check" and len(c["columns"]) == 1}
+    return {c.columns[0]: c.definition for c in load_snapshot(module).constraints(module, table)
+            if c.type == "check" and len(c.columns) == 1}
 
 
 def _value(t: Table, col: str, token: str, n: int) -> Any:
@@ -49,9 +49,9 @@ def _value(t: Table, col: str, token: str, n: int) -> Any:
     if m := _FIRST_LABEL.search(check):
         return m.group(1).replace("''", "'")
     ctype = t.column[col].type
-    enums = load_snapshot(t.module)["enum"]
+    enums = load_snapshot(t.module).enums()
     if ctype in enums:
-        return enums[ctype]["labels"][0]
+        return enums[ctype].labels[0]
     low = _LOWER_BOUND.search(check)
     if ctype in ("integer", "bigint", "smallint"):
         return int(float(low.group(1))) if low else 1
@@ -77,12 +77,12 @@ def _value(t: Table, col: str, token: str, n: int) -> Any:
 def sample_row(t: Table, parents: dict[str, Any], token: str, n: int) -> dict[str, Any]:
     """A valid row for `t`: required columns filled, single-column foreign keys to the parent rows."""
     values: dict[str, Any] = {}
-    fk_of = {fk["columns"][0]: fk for fk in t.foreign_keys.values() if len(fk["columns"]) == 1}
+    fk_of = {fk.columns[0]: fk for fk in t.foreign_keys.values() if len(fk.columns) == 1}
     for col in t.columns:
         c = t.column[col]
         fk = fk_of.get(col)
-        if fk and fk["references"] != t.qualified and fk["references"] in parents:
-            values[col] = getattr(parents[fk["references"]], fk["ref_columns"][0])
+        if fk and fk.references and fk.references != t.qualified and fk.references in parents:
+            values[col] = getattr(parents[fk.references], fk.ref_columns[0])
         elif c.identity:
             values[col] = -n  # explicit id: the identity sequence is not touched
         elif not c.nullable and not c.has_default:

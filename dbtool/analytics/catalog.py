@@ -1,6 +1,6 @@
-"""Read a DuckDB catalog in the shape of dbtool.catalog.read, and the expected one from sql/duckdb/.
+"""Read a DuckDB catalog into dbtool.catalog.model, and the expected one from sql/duckdb/.
 
-{kind: {name: {attribute: value}}} with names "duckdb.<table>", "duckdb.<table>.<column>",
+Objects are keyed "duckdb.<table>", "duckdb.<table>.<column>",
 "duckdb.<table>.<index or constraint>". The expected side applies sql/duckdb/ to an in-memory DuckDB
 and reads it back with the same function, so types, defaults and index texts are printed by DuckDB
 itself on both sides and a plain dict comparison finds drift.
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import duckdb
 
-from .db import DUCKDB_SQL_DIR, apply_schema
+from ..catalog import model as m
+from .db import apply_schema
 
 KINDS = ("table", "column", "constraint", "index")
 PREFIX = "duckdb"
@@ -36,37 +37,35 @@ QUERIES = {
 }
 
 
-def _table(r):
-    return f"{PREFIX}.{r[0]}", {"comment": r[1], "primary_key": r[2]}
+def _table(r) -> m.Obj:
+    return m.Table(schema=PREFIX, name=r[0], comment=r[1])
 
 
-def _column(r):
-    return f"{PREFIX}.{r[0]}.{r[1]}", {"position": r[2], "type": r[3], "nullable": r[4], "default": r[5],
-                                       "comment": r[6]}
+def _column(r) -> m.Obj:
+    return m.Column(schema=PREFIX, table=r[0], name=r[1], position=r[2], type=r[3], nullable=r[4], default=r[5],
+                    comment=r[6])
 
 
-def _constraint(r):
-    return f"{PREFIX}.{r[0]}.{r[1]}", {"table": f"{PREFIX}.{r[0]}", "type": r[2].lower(), "definition": r[3],
-                                       "columns": list(r[4])}
+def _constraint(r) -> m.Obj:
+    return m.Constraint(schema=PREFIX, table=r[0], name=r[1], type=r[2].lower(), definition=r[3],
+                        columns=tuple(r[4]))
 
 
-def _index(r):
+def _index(r) -> m.Obj:
     # As for PostgreSQL: the definition without the index's own name, so "same name, other columns" differs.
     definition = (r[2] or "").split(" ON ", 1)[-1].rstrip(";").strip()
-    return f"{PREFIX}.{r[0]}.{r[1]}", {"table": f"{PREFIX}.{r[0]}", "definition": definition,
-                                       "unique": r[3], "primary": r[4]}
+    return m.Index(schema=PREFIX, table=r[0], name=r[1], definition=definition, unique=r[3], primary=r[4])
 
 
 SHAPERS = {"table": _table, "column": _column, "constraint": _constraint, "index": _index}
 
 
-def read_duckdb_catalog(duck_conn: duckdb.DuckDBPyConnection) -> dict[str, dict[str, dict]]:
-    """One query per kind; names sorted, values JSON-ready."""
-    return {kind: dict(sorted(SHAPERS[kind](r) for r in duck_conn.execute(QUERIES[kind]).fetchall()))
-            for kind in KINDS}
+def read_duckdb_catalog(duck_conn: duckdb.DuckDBPyConnection) -> m.Catalog:
+    """One query per kind, into the same typed model as PostgreSQL's (attributes DuckDB lacks stay at defaults)."""
+    return m.Catalog.of([SHAPERS[kind](r) for kind in KINDS for r in duck_conn.execute(QUERIES[kind]).fetchall()])
 
 
-def expected_duckdb_catalog(*, sql_dir: Path = DUCKDB_SQL_DIR) -> dict[str, dict[str, dict]]:
+def expected_duckdb_catalog(*, sql_dir: Path | None = None) -> m.Catalog:
     """What DuckDB makes of sql/duckdb/: applied to an in-memory database and read back."""
     with duckdb.connect(":memory:") as conn:
         apply_schema(conn, sql_dir=sql_dir)

@@ -1,8 +1,11 @@
 """Compare an expected catalog with a live one: every missing, extra or different object.
 
-Missing and different objects are errors; extra objects are warnings (errors under
---strict); column order and comments are informational. Health problems of the live
-side (INVALID or not-ready indexes, NOT VALID constraints) are errors wherever found.
+Missing objects are errors. A differing attribute counts as its model field says (error,
+warning or info). An extra object is a warning (an error under --strict), except one that
+changes what writes or reads do (an extra NOT NULL column without default, CHECK, unique
+index, trigger, rule, policy, a table inheriting from an expected one): an error. Health
+problems of the live side (INVALID or not-ready indexes, NOT VALID constraints) are errors
+wherever found; objects of kinds dbtool does not model are reported as `unmodeled`.
 """
 
 from __future__ import annotations
@@ -10,25 +13,38 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .read import KINDS
+from .model import BY_KIND, ERROR, INFO, KINDS, WARNING, Catalog, Constraint, Index, Obj
 
-ERROR, WARNING, INFO = "error", "warning", "info"
+__all__ = ["ERROR", "WARNING", "INFO", "Finding", "diff", "checked_objects"]
 
-# Attributes compared per kind (errors when they differ) and informational ones.
-COMPARED = {
-    "schema": (),
-    "table": ("relkind",),
-    "column": ("type", "nullable", "default", "identity", "generated"),
-    "constraint": ("type", "columns", "definition", "deferrable", "initially_deferred"),
-    "index": ("unique", "definition"),
-    "enum": ("labels",),
-    "trigger": ("definition", "enabled"),
-    "function": ("returns", "language", "volatility", "source"),
+WHY = {
+    "missing": "sql/ creates it and the application relies on it",
+    "extra": "not in sql/: made by hand or by another tool, and kept by nobody",
+    "renamed": "the same index under another name: a later migration naming it will not find it",
+    "invalid": "a failed CREATE INDEX CONCURRENTLY leaves this; IF NOT EXISTS keeps it: drop and rebuild it",
+    "not_ready": "the index is not maintained on writes yet",
+    "not_valid": "existing rows were never checked against the constraint",
+    "unmodeled": "dbtool does not compare this kind of object: check it by hand",
 }
-FK_COMPARED = ("columns", "references", "ref_columns", "on_update", "on_delete", "match", "deferrable",
-               "initially_deferred")
-INFORMATIONAL = ("position", "comment")
-CHILD_KINDS = ("column", "constraint", "index", "trigger")  # belong to a table
+
+# Why a differing attribute matters, where the model's field does not say more precisely.
+ATTRIBUTE_WHY = {
+    "type": "values the application writes may be refused, truncated or compared differently",
+    "nullable": "NULLs are accepted or refused where sql/ says otherwise",
+    "default": "rows inserted without this column get another value",
+    "identity": "ids are generated differently, or inserts that give one are refused",
+    "generated": "the stored value is computed differently",
+    "definition": "the object does something other than what sql/ says",
+    "columns": "the constraint covers other columns",
+    "unique": "duplicates are accepted or refused where sql/ says otherwise",
+    "owner": "the owner may change anything, and the next migration needs to be the owner",
+    "acl": "privileges differ from sql/: who may read, change or use it",
+    "labels": "values the application writes may be refused",
+    "returns": "callers get another type",
+    "source": "the function does something other than what sql/ says",
+    "relkind": "another kind of relation stands under this name",
+    "comment": "documentation only",
+}
 
 
 @dataclass
@@ -36,17 +52,22 @@ class Finding:
     severity: str
     kind: str
     object: str
-    problem: str  # missing extra differs renamed invalid not_ready not_valid edited file_missing pending ...
+    problem: str  # missing extra differs renamed invalid not_ready not_valid unmodeled edited file_missing ...
     attribute: str | None = None
     expected: Any = None
     found: Any = None
     detail: str | None = None
     table: str | None = field(default=None, repr=False)
+    why: str | None = None
 
     def message(self) -> str:
         what = f"{self.problem} {self.kind} {self.object}"
         if self.attribute:
             what += f" {self.attribute}"
+        lists = isinstance(self.expected, (list, tuple)) and isinstance(self.found, (list, tuple)) \
+            and self.kind != "enum"  # an enum keeps its full label lists: order matters there
+        if self.problem in ("differs", "renamed") and lists and self.detail:
+            return f"{what}: {self.detail}"  # long lists (ACLs, options): only what changed
         if self.problem in ("differs", "renamed"):
             what += f": expected {_show(self.expected)}, found {_show(self.found)}"
         if self.detail:
@@ -56,6 +77,9 @@ class Finding:
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("table")
+        for key in ("expected", "found"):
+            if isinstance(d[key], tuple):
+                d[key] = list(d[key])
         d["message"] = self.message()
         return d
 
@@ -63,94 +87,104 @@ class Finding:
 def _show(value: Any) -> str:
     if value is None:
         return "none"
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return "[" + ", ".join(map(str, value)) + "]"
     return str(value)
 
 
-def owner_table(kind: str, name: str, attrs: dict) -> str | None:
-    if kind in CHILD_KINDS:
-        return attrs.get("table") or name.rsplit(".", 1)[0]
-    return None
-
-
-def diff(expected: dict, live: dict, *, strict: bool = False) -> list[Finding]:
-    extra_severity = ERROR if strict else WARNING
+def diff(expected: Catalog, live: Catalog, *, strict: bool = False) -> list[Finding]:
+    extra_default = ERROR if strict else WARNING
     findings: list[Finding] = []
-    missing_parents = expected.get("table", {}).keys() - live.get("table", {}).keys()
-    extra_parents = live.get("table", {}).keys() - expected.get("table", {}).keys()
+    missing_parents = expected.objects("table").keys() - live.objects("table").keys()
+    extra_parents = live.objects("table").keys() - expected.objects("table").keys()
 
-    for kind in KINDS:
-        exp, got = expected.get(kind, {}), live.get(kind, {})
-        for name, e in exp.items():
-            g = got.get(name)
-            if e == g and not _unhealthy(kind, g):
+    for cls in KINDS:
+        kind = cls.KIND
+        exp, got = expected.objects(kind), live.objects(kind)
+        if kind == "unmodeled":
+            findings += [Finding(extra_default, kind, key, "unmodeled", detail=getattr(o, "what", None),
+                                 table=None, why=WHY["unmodeled"]) for key, o in got.items()]
+            continue
+        for key, e in exp.items():
+            g = got.get(key)
+            if e == g and not _unhealthy(g):
                 continue  # the common case: identical and healthy
-            table = owner_table(kind, name, e)
             if g is None:
-                if table not in missing_parents:  # else implied by the missing table
-                    findings.append(Finding(ERROR, kind, name, "missing", table=table))
+                if e.parent not in missing_parents:  # else implied by the missing table
+                    findings.append(Finding(ERROR, kind, key, "missing", table=e.parent, why=WHY["missing"]))
                 continue
-            findings.extend(_health(kind, name, g, table))
-            findings.extend(_differences(kind, name, e, g, table))
-        for name in got.keys() - exp.keys():
-            g = got[name]
-            table = owner_table(kind, name, g)
-            findings.extend(_health(kind, name, g, table))
-            if table not in extra_parents:
-                findings.append(Finding(extra_severity, kind, name, "extra", table=table))
-    findings = _pair_renamed_indexes(findings, expected.get("index", {}), live.get("index", {}), strict)
-    order = {k: i for i, k in enumerate(KINDS)}
-    return sorted(findings, key=lambda f: (order[f.kind], f.object))
+            findings += _health(g) + _differences(e, g)
+        for key in got.keys() - exp.keys():
+            g = got[key]
+            findings += _health(g)
+            if g.parent not in extra_parents:
+                severity = g.extra_severity(expected) or extra_default
+                findings.append(Finding(severity, kind, key, "extra", table=g.parent, why=WHY["extra"]))
+    findings = _pair_renamed_indexes(findings, expected, live, strict)
+    order = {k: i for i, k in enumerate(BY_KIND)}
+    return sorted(findings, key=lambda f: (order[f.kind], f.object, f.attribute or ""))
 
 
-def _pair_renamed_indexes(findings: list[Finding], exp: dict, got: dict, strict: bool) -> list[Finding]:
+def _pair_renamed_indexes(findings: list[Finding], expected: Catalog, live: Catalog, strict: bool) -> list[Finding]:
     """A missing and an extra index on one table with the same definition: one index, renamed."""
+    exp, got = expected.objects("index"), live.objects("index")
     missing = {f.object: f for f in findings if f.kind == "index" and f.problem == "missing"}
     extra = {f.object: f for f in findings if f.kind == "index" and f.problem == "extra"}
-    for name, f in list(missing.items()):
-        want = (exp[name]["table"], exp[name]["definition"], exp[name]["unique"])
-        twin = next((x for x in extra if (got[x]["table"], got[x]["definition"], got[x]["unique"]) == want), None)
+    for key, f in list(missing.items()):
+        want = _index_shape(exp[key])
+        twin = next((x for x in extra if _index_shape(got[x]) == want), None)
         if twin is None:
             continue
         findings.remove(f)
         findings.remove(extra.pop(twin))
-        findings.append(Finding(ERROR if strict else WARNING, "index", name, "renamed", "name",
-                                name.rsplit(".", 1)[1], twin.rsplit(".", 1)[1],
-                                detail="same definition under another name", table=f.table))
+        findings.append(Finding(ERROR if strict else WARNING, "index", key, "renamed", "name",
+                                exp[key].name, got[twin].name, detail="same definition under another name",
+                                table=f.table, why=WHY["renamed"]))
     return findings
 
 
-def _differences(kind: str, name: str, e: dict, g: dict, table: str | None) -> list[Finding]:
-    compared = FK_COMPARED if kind == "constraint" and e.get("type") == "foreign key" else COMPARED[kind]
-    out = [Finding(ERROR, kind, name, "differs", attr, e.get(attr), g.get(attr),
-                   detail=_enum_detail(e, g) if kind == "enum" else None, table=table)
-           for attr in compared if e.get(attr) != g.get(attr)]
-    out += [Finding(INFO, kind, name, "differs", attr, e.get(attr), g.get(attr), table=table)
-            for attr in INFORMATIONAL if attr in e and e.get(attr) != g.get(attr)]
-    return out
+def _index_shape(ix: Obj) -> tuple:
+    assert isinstance(ix, Index)
+    return ix.schema, ix.table, ix.definition, ix.unique
 
 
-def _unhealthy(kind: str, attrs: dict) -> bool:
-    return (kind == "index" and not (attrs.get("valid", True) and attrs.get("ready", True))) or (
-        kind == "constraint" and not attrs.get("validated", True))
-
-
-def _health(kind: str, name: str, attrs: dict, table: str | None) -> list[Finding]:
+def _differences(e: Obj, g: Obj) -> list[Finding]:
     out = []
-    if kind == "index" and not attrs.get("valid", True):
-        out.append(Finding(ERROR, kind, name, "invalid", detail="a failed CREATE INDEX CONCURRENTLY leaves this; "
-                           "IF NOT EXISTS keeps it: drop and rebuild it", table=table))
-    elif kind == "index" and not attrs.get("ready", True):
-        out.append(Finding(ERROR, kind, name, "not_ready", table=table))
-    if kind == "constraint" and not attrs.get("validated", True):
-        out.append(Finding(ERROR, kind, name, "not_valid",
-                           detail="created NOT VALID and never validated: existing rows are unchecked", table=table))
+    for f in e.compared():
+        want, have = getattr(e, f.name), getattr(g, f.name)
+        if want != have:
+            detail: str | None
+            if e.KIND == "enum" and f.name == "labels":
+                detail = _enum_detail(want, have)
+            elif isinstance(want, tuple) and isinstance(have, tuple):
+                detail = _set_detail(want, have)
+            else:
+                detail = None
+            out.append(Finding(f.metadata["severity"], e.KIND, e.key, "differs", f.name, want, have,
+                               detail=detail, table=e.parent,
+                               why=f.metadata.get("why") or ATTRIBUTE_WHY.get(f.name)))
     return out
 
 
-def _enum_detail(e: dict, g: dict) -> str:
-    want, have = e.get("labels") or [], g.get("labels") or []
+def _unhealthy(o: Obj | None) -> bool:
+    return (isinstance(o, Index) and not (o.valid and o.ready)) or (isinstance(o, Constraint) and not o.validated)
+
+
+def _health(o: Obj) -> list[Finding]:
+    out = []
+    if isinstance(o, Index) and not o.valid:
+        out.append(Finding(ERROR, "index", o.key, "invalid", detail=WHY["invalid"], table=o.parent,
+                           why=WHY["invalid"]))
+    elif isinstance(o, Index) and not o.ready:
+        out.append(Finding(ERROR, "index", o.key, "not_ready", table=o.parent, why=WHY["not_ready"]))
+    if isinstance(o, Constraint) and not o.validated:
+        out.append(Finding(ERROR, "constraint", o.key, "not_valid",
+                           detail="created NOT VALID and never validated: existing rows are unchecked",
+                           table=o.parent, why=WHY["not_valid"]))
+    return out
+
+
+def _enum_detail(want: tuple, have: tuple) -> str:
     parts = []
     if missing := [x for x in want if x not in have]:
         parts.append("missing labels " + ", ".join(missing))
@@ -161,6 +195,15 @@ def _enum_detail(e: dict, g: dict) -> str:
     return "; ".join(parts)
 
 
-def checked_objects(expected: dict, live: dict) -> list[tuple[str, str]]:
+def _set_detail(want: tuple, have: tuple) -> str | None:
+    """For lists such as ACLs and options: what was added and removed (None when only the order differs)."""
+    added = [x for x in have if x not in want]
+    removed = [x for x in want if x not in have]
+    parts = ([f"added {', '.join(map(str, added))}"] if added else []) + (
+        [f"removed {', '.join(map(str, removed))}"] if removed else [])
+    return "; ".join(parts) or None
+
+
+def checked_objects(expected: Catalog, live: Catalog) -> list[tuple[str, str]]:
     """Every (kind, name) looked at: the union of both sides."""
-    return [(k, n) for k in KINDS for n in sorted(expected.get(k, {}).keys() | live.get(k, {}).keys())]
+    return [(k, n) for k in BY_KIND for n in sorted(expected.objects(k).keys() | live.objects(k).keys())]

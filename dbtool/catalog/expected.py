@@ -18,10 +18,11 @@ from psycopg import sql
 
 from ..config import Target
 from ..errors import DbtoolError
+from .model import Catalog
 from .read import read_catalog
 
 SNAPSHOT_DIR = Path(__file__).with_name("snapshots")
-FORMAT = 1
+FORMAT = 2  # 2: the typed model (dbtool.catalog.model) serialised, every kind it has
 
 
 @contextmanager
@@ -38,7 +39,7 @@ def scratch_database(server: Target, prefix: str = "dbtool_scratch"):
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def build(server: Target, modules: list[str]) -> dict[str, dict]:
+def build(server: Target, modules: list[str]) -> dict[str, Catalog]:
     """{module: catalog} built from sql/ on a scratch database of `server`."""
     from .. import migrate as migrate_lib
 
@@ -52,12 +53,12 @@ def snapshot_path(module: str) -> Path:
     return SNAPSHOT_DIR / f"{module}.json"
 
 
-def dumps(module: str, catalog: dict) -> str:
-    return json.dumps({"format": FORMAT, "module": module, "catalog": catalog}, indent=1, sort_keys=True,
+def dumps(module: str, catalog: Catalog) -> str:
+    return json.dumps({"format": FORMAT, "module": module, "catalog": catalog.as_json()}, indent=1, sort_keys=True,
                       ensure_ascii=False) + "\n"
 
 
-def write_snapshots(catalogs: dict[str, dict]) -> list[Path]:
+def write_snapshots(catalogs: dict[str, Catalog]) -> list[Path]:
     SNAPSHOT_DIR.mkdir(exist_ok=True)
     paths = []
     for module, catalog in catalogs.items():
@@ -68,7 +69,7 @@ def write_snapshots(catalogs: dict[str, dict]) -> list[Path]:
 
 
 @lru_cache(maxsize=None)
-def load_snapshot(module: str) -> dict:
+def load_snapshot(module: str) -> Catalog:
     path = snapshot_path(module)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -76,14 +77,12 @@ def load_snapshot(module: str) -> dict:
         raise DbtoolError(f"no expected catalog for module {module} ({path}); run `make snapshot`") from None
     if data.get("format") != FORMAT:
         raise DbtoolError(f"{path}: snapshot format {data.get('format')} is not {FORMAT}; run `make snapshot`")
-    return data["catalog"]
+    return Catalog.from_json(data["catalog"])
 
 
 def table_columns(module: str, table: str) -> list[str]:
     """Column names of a table, in table order, from the committed snapshot of sql/."""
-    prefix = f"{module}.{table}."
-    cols = [(a["position"], n[len(prefix):]) for n, a in load_snapshot(module)["column"].items()
-            if n.startswith(prefix)]
+    cols = load_snapshot(module).columns(module, table)
     if not cols:
         raise DbtoolError(f"no table {module}.{table} in the expected catalog")
-    return [name for _pos, name in sorted(cols)]
+    return [c.name for c in cols]

@@ -1,194 +1,336 @@
-"""Read a PostgreSQL catalog with one set-based query per kind of object.
+"""Read a PostgreSQL catalog into the typed model, one set-based query per kind, in one snapshot.
 
-The result is plain data, JSON-ready: {kind: {object name: {attribute: value}}}.
-The same reader builds the expected snapshot (from a scratch database) and reads the
-live target, so both sides are printed by PostgreSQL the same way. search_path is
-pinned to pg_catalog so every name in a definition comes out schema-qualified.
+The same reader builds the expected snapshot (from a scratch database) and reads the live
+target, so both sides are printed by PostgreSQL the same way. Output settings are pinned as
+pg_dump pins them (search_path, IntervalStyle, DateStyle, TimeZone, extra_float_digits,
+quote_all_identifiers), so a setting on the database, the role or the session changes nothing.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
-KINDS = ("schema", "table", "column", "constraint", "index", "enum", "trigger", "function")
+from ..errors import DbtoolError
+from . import model as m
 
 FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 FK_MATCH = {"f": "FULL", "p": "PARTIAL", "s": "SIMPLE"}
 CONTYPES = {"p": "primary key", "u": "unique", "c": "check", "f": "foreign key", "x": "exclusion", "t": "trigger"}
+RELKINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view", "f": "foreign table"}
+PERSISTENCE = {"p": "permanent", "u": "unlogged", "t": "temporary"}
+REPLICA_IDENTITY = {"d": "default", "n": "nothing", "f": "full", "i": "index"}
+ENABLED = {"O": "origin", "D": "disabled", "R": "replica", "A": "always"}
+PROKINDS = {"f": "function", "p": "procedure", "a": "aggregate", "w": "window"}
+TYPTYPES = {"d": "domain", "c": "composite", "r": "range", "m": "multirange"}
+DEFACL_TYPES = {"r": "tables", "S": "sequences", "f": "functions", "T": "types", "n": "schemas"}
 
-QUERIES = {
-    "schema": """
-        SELECT n.nspname, obj_description(n.oid, 'pg_namespace')
+# Settings pg_dump pins: how constants, names and times are printed must not depend on the session.
+PINNED = {
+    "search_path": "pg_catalog", "IntervalStyle": "postgres", "DateStyle": "ISO, MDY", "TimeZone": "UTC",
+    "extra_float_digits": "3", "quote_all_identifiers": "off", "standard_conforming_strings": "on",
+    "bytea_output": "hex", "xmloption": "content",
+}
+
+# The role that ran the migrations: owner of dbtool's bookkeeping, else of yoyo's table, else the database's.
+_MIGRATOR = """coalesce((SELECT relowner FROM pg_class WHERE oid = to_regclass('dbtool.applied_file')),
+                        (SELECT relowner FROM pg_class WHERE oid = to_regclass('public._yoyo_migration')),
+                        (SELECT datdba FROM pg_database WHERE datname = current_database()))"""
+
+
+def _owner(owner: str, schema_owner: str = "n.nspowner") -> str:
+    return f"CASE WHEN {owner} = {schema_owner} THEN '<schema owner>' ELSE pg_get_userbyid({owner}) END"
+
+
+def _acl(acl: str, owner: str, objtype: str | None) -> str:
+    """grantee:PRIVILEGE[*] items, sorted; the owner as <owner>, PUBLIC as PUBLIC; NULL (defaults) made explicit."""
+    source = f"coalesce({acl}, acldefault('{objtype}', {owner}))" if objtype else acl
+    items = f"""ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' WHEN a.grantee = {owner} THEN '<owner>'
+                                  ELSE pg_get_userbyid(a.grantee) END
+                             || ':' || a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END
+                      FROM aclexplode({source}) a ORDER BY 1)"""
+    return items if objtype else f"CASE WHEN {acl} IS NULL THEN '{{}}'::text[] ELSE {items} END"
+
+
+QUERIES: dict[str, str] = {
+    "schema": f"""
+        SELECT n.nspname AS name,
+               CASE WHEN n.nspowner = {_MIGRATOR} THEN '<migrator>' ELSE pg_get_userbyid(n.nspowner) END AS owner,
+               {_acl('n.nspacl', 'n.nspowner', 'n')} AS acl, obj_description(n.oid, 'pg_namespace') AS comment
         FROM pg_namespace n WHERE n.nspname = ANY(%(schemas)s)""",
-    "table": """
-        SELECT n.nspname, c.relname, c.relkind::text, obj_description(c.oid, 'pg_class')
+    "extension": """
+        SELECT n.nspname AS schema, e.extname AS name, e.extversion AS version
+        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE n.nspname = ANY(%(schemas)s)""",
+    "enum": f"""
+        SELECT n.nspname AS schema, t.typname AS name,
+               ARRAY(SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) AS labels,
+               {_owner('t.typowner')} AS owner, {_acl('t.typacl', 't.typowner', 'T')} AS acl,
+               obj_description(t.oid, 'pg_type') AS comment
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname = ANY(%(schemas)s) AND t.typtype = 'e'""",
+    "type": f"""
+        SELECT n.nspname AS schema, t.typname AS name, t.typtype::text AS type_kind,
+               CASE t.typtype
+                 WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod)
+                      || coalesce(' COLLATE ' || nullif(t.typcollation, bt.typcollation)::regcollation::text, '')
+                      || coalesce(' DEFAULT ' || t.typdefault, '')
+                      || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
+                      || coalesce((SELECT string_agg(' CONSTRAINT ' || quote_ident(c.conname) || ' '
+                                                     || pg_get_constraintdef(c.oid), '' ORDER BY c.conname)
+                                   FROM pg_constraint c WHERE c.contypid = t.oid), '')
+                 WHEN 'c' THEN (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod),
+                                                  ', ' ORDER BY a.attnum)
+                                FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0
+                                  AND NOT a.attisdropped)
+                 WHEN 'r' THEN (SELECT format_type(r.rngsubtype, NULL)
+                                       || coalesce(' SUBTYPE_DIFF ' || nullif(r.rngsubdiff, 0)::regproc::text, '')
+                                FROM pg_range r WHERE r.rngtypid = t.oid)
+                 ELSE '' END AS definition,
+               {_owner('t.typowner')} AS owner, {_acl('t.typacl', 't.typowner', 'T')} AS acl,
+               obj_description(t.oid, 'pg_type') AS comment
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
+        LEFT JOIN pg_class tc ON tc.oid = t.typrelid
+        WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('d', 'c', 'r')
+          AND (t.typtype <> 'c' OR tc.relkind = 'c')""",
+    "function": f"""
+        SELECT n.nspname AS schema, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS name,
+               p.prokind::text AS kind, pg_get_function_result(p.oid) AS returns, l.lanname AS language,
+               p.provolatile::text AS volatility, p.prosrc AS source, p.prosecdef AS security_definer,
+               coalesce(p.proconfig, '{{}}') AS config, p.proisstrict AS strict, p.proleakproof AS leakproof,
+               p.proparallel::text AS parallel, p.procost::float8 AS cost, p.prorows::float8 AS rows,
+               {_owner('p.proowner')} AS owner, {_acl('p.proacl', 'p.proowner', 'f')} AS acl,
+               obj_description(p.oid, 'pg_proc') AS comment
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+        WHERE n.nspname = ANY(%(schemas)s)
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.deptype = 'e')""",
+    "sequence": f"""
+        SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS type,
+               s.seqstart AS start, s.seqincrement AS increment, s.seqmin AS min, s.seqmax AS max,
+               s.seqcache AS cache, s.seqcycle AS cycle,
+               (SELECT tn.nspname || '.' || t.relname || '.' || a.attname
+                FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
+                JOIN pg_namespace tn ON tn.oid = t.relnamespace
+                JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
+                  AND d.deptype IN ('a', 'i') LIMIT 1) AS owned_by,
+               {_owner('c.relowner')} AS owner, {_acl('c.relacl', 'c.relowner', 's')} AS acl
+        FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%(schemas)s)""",
+    "table": f"""
+        SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
+               c.relpersistence::text AS persistence, coalesce(c.reloptions, '{{}}') AS options,
+               c.relreplident::text AS replica_identity, ts.spcname AS tablespace,
+               c.relrowsecurity AS rls_enabled, c.relforcerowsecurity AS rls_forced,
+               ARRAY(SELECT pn.nspname || '.' || pc.relname FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
+                     JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                     WHERE i.inhrelid = c.oid ORDER BY i.inhseqno) AS inherits,
+               CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
+               pg_get_expr(c.relpartbound, c.oid) AS partition_bound,
+               CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END AS definition,
+               {_owner('c.relowner')} AS owner, {_acl('c.relacl', 'c.relowner', 'r')} AS acl,
+               ARRAY(SELECT pt.pubname FROM pg_publication_tables pt
+                     WHERE pt.schemaname = n.nspname AND pt.tablename = c.relname ORDER BY 1) AS publications,
+               obj_description(c.oid, 'pg_class') AS comment
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace
         WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')""",
-    "column": """
-        SELECT n.nspname, c.relname, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod),
-               a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text,
-               ds.description, a.attrelid
-        FROM pg_attribute a
-        JOIN pg_class c ON c.oid = a.attrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
+    "column": f"""
+        SELECT n.nspname AS schema, c.relname AS table, a.attname AS name, a.attnum AS position,
+               format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable,
+               CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END AS default,
+               CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END AS identity,
+               CASE WHEN a.attgenerated = 's' THEN pg_get_expr(d.adbin, d.adrelid) END AS generated,
+               CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END AS collation,
+               CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END AS storage,
+               nullif(a.attcompression::text, '') AS compression,
+               CASE WHEN a.attstattarget >= 0 THEN a.attstattarget END AS statistics,
+               {_acl('a.attacl', 'c.relowner', None)} AS acl,
+               col_description(a.attrelid, a.attnum) AS comment, a.attrelid AS relid
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_type t ON t.oid = a.atttypid
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-        LEFT JOIN pg_description ds ON ds.objoid = a.attrelid AND ds.classoid = 'pg_class'::regclass
-                                   AND ds.objsubid = a.attnum
         WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
           AND a.attnum > 0 AND NOT a.attisdropped""",
     "constraint": """
-        SELECT n.nspname, c.relname, con.conname, con.contype::text, pg_get_constraintdef(con.oid),
-               con.convalidated, con.condeferrable, con.condeferred,
-               con.confrelid::regclass::text, con.confupdtype::text, con.confdeltype::text, con.confmatchtype::text,
-               con.conrelid, con.conkey, con.confrelid, con.confkey, con.conindid,
-               CASE WHEN con.contype = 'f' AND NOT con.confrelid IN (
-                        SELECT c2.oid FROM pg_class c2 JOIN pg_namespace n2 ON n2.oid = c2.relnamespace
-                        WHERE n2.nspname = ANY(%(schemas)s))
-                    THEN ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
-                               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o)
-               END
-        FROM pg_constraint con
-        JOIN pg_class c ON c.oid = con.conrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
+        SELECT n.nspname AS schema, c.relname AS table, con.conname AS name, con.contype::text AS contype,
+               pg_get_constraintdef(con.oid) AS definition, con.convalidated AS validated,
+               con.condeferrable AS deferrable, con.condeferred AS initially_deferred,
+               CASE WHEN con.contype = 'f' THEN rn.nspname || '.' || rc.relname END AS references,
+               con.confupdtype::text AS on_update, con.confdeltype::text AS on_delete,
+               con.confmatchtype::text AS match,
+               ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
+                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord) AS columns,
+               ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+                     JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord)
+                 AS ref_columns,
+               con.conindid AS index_oid, obj_description(con.oid, 'pg_constraint') AS comment
+        FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_class rc ON rc.oid = con.confrelid LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
         WHERE n.nspname = ANY(%(schemas)s)""",
     "index": """
-        SELECT n.nspname, t.relname, i.relname, pg_get_indexdef(i.oid), x.indisunique, x.indisprimary,
-               x.indisvalid, x.indisready, x.indexrelid
-        FROM pg_index x
-        JOIN pg_class i ON i.oid = x.indexrelid
-        JOIN pg_class t ON t.oid = x.indrelid
-        JOIN pg_namespace n ON n.oid = t.relnamespace
+        SELECT n.nspname AS schema, t.relname AS table, i.relname AS name, pg_get_indexdef(i.oid) AS definition,
+               x.indisunique AS unique, x.indisprimary AS primary, x.indisvalid AS valid, x.indisready AS ready,
+               x.indisclustered AS clustered, x.indpred IS NOT NULL AS partial, ts.spcname AS tablespace,
+               ARRAY(SELECT a.attname FROM unnest(x.indkey[0:x.indnkeyatts - 1]) WITH ORDINALITY k(num, ord)
+                     LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.num AND k.num > 0
+                     ORDER BY k.ord) AS key_columns,
+               x.indexrelid AS oid, obj_description(i.oid, 'pg_class') AS comment
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace LEFT JOIN pg_tablespace ts ON ts.oid = i.reltablespace
         WHERE n.nspname = ANY(%(schemas)s)""",
-    "enum": """
-        SELECT n.nspname, t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder),
-               obj_description(t.oid, 'pg_type')
-        FROM pg_type t
-        JOIN pg_namespace n ON n.oid = t.typnamespace
-        JOIN pg_enum e ON e.enumtypid = t.oid
-        WHERE n.nspname = ANY(%(schemas)s)
-        GROUP BY n.nspname, t.typname, t.oid""",
     "trigger": """
-        SELECT n.nspname, c.relname, tg.tgname, pg_get_triggerdef(tg.oid), tg.tgenabled::text
-        FROM pg_trigger tg
-        JOIN pg_class c ON c.oid = tg.tgrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
+        SELECT n.nspname AS schema, c.relname AS table, tg.tgname AS name, pg_get_triggerdef(tg.oid) AS definition,
+               tg.tgenabled::text AS enabled
+        FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ANY(%(schemas)s) AND NOT tg.tgisinternal""",
-    "function": """
-        SELECT n.nspname, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-               pg_get_function_result(p.oid), l.lanname, p.provolatile::text, p.prosrc,
-               obj_description(p.oid, 'pg_proc')
-        FROM pg_proc p
-        JOIN pg_namespace n ON n.oid = p.pronamespace
-        JOIN pg_language l ON l.oid = p.prolang
+    "rule": """
+        SELECT n.nspname AS schema, c.relname AS table, r.rulename AS name, pg_get_ruledef(r.oid) AS definition,
+               r.ev_enabled::text AS enabled
+        FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%(schemas)s) AND r.rulename <> '_RETURN'""",
+    "policy": """
+        SELECT n.nspname AS schema, c.relname AS table, p.polname AS name,
+               CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                             WHEN 'd' THEN 'DELETE' ELSE 'ALL' END AS command,
+               p.polpermissive AS permissive,
+               ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r) END FROM unnest(p.polroles) r
+                     ORDER BY 1) AS roles,
+               pg_get_expr(p.polqual, p.polrelid) AS using, pg_get_expr(p.polwithcheck, p.polrelid) AS with_check
+        FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%(schemas)s)""",
+    "statistics": """
+        SELECT n.nspname AS schema, c.relname AS table, s.stxname AS name,
+               pg_get_statisticsobjdef(s.oid) AS definition,
+               CASE WHEN s.stxstattarget >= 0 THEN s.stxstattarget END AS target
+        FROM pg_statistic_ext s JOIN pg_class c ON c.oid = s.stxrelid JOIN pg_namespace n ON n.oid = s.stxnamespace
+        WHERE n.nspname = ANY(%(schemas)s)""",
+    "default_privilege": f"""
+        SELECT n.nspname AS schema,
+               CASE WHEN d.defaclrole = {_MIGRATOR} THEN '<migrator>' ELSE pg_get_userbyid(d.defaclrole) END
+                 || ':' || d.defaclobjtype::text AS name,
+               {_acl('d.defaclacl', 'd.defaclrole', None)} AS acl
+        FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
+        WHERE n.nspname = ANY(%(schemas)s)""",
+    # Whatever else pg_dump would emit from a module schema: reported, never skipped in silence.
+    "unmodeled": """
+        SELECT n.nspname AS schema, x.name, x.what
+        FROM pg_namespace n CROSS JOIN LATERAL (
+            SELECT oprname || '(' || format_type(oprleft, NULL) || ',' || format_type(oprright, NULL) || ')', 'operator'
+              FROM pg_operator WHERE oprnamespace = n.oid
+            UNION ALL SELECT opcname, 'operator class' FROM pg_opclass WHERE opcnamespace = n.oid
+            UNION ALL SELECT opfname, 'operator family' FROM pg_opfamily WHERE opfnamespace = n.oid
+            UNION ALL SELECT collname, 'collation' FROM pg_collation WHERE collnamespace = n.oid
+            UNION ALL SELECT conname, 'conversion' FROM pg_conversion WHERE connamespace = n.oid
+            UNION ALL SELECT cfgname, 'text search configuration' FROM pg_ts_config WHERE cfgnamespace = n.oid
+            UNION ALL SELECT dictname, 'text search dictionary' FROM pg_ts_dict WHERE dictnamespace = n.oid
+            UNION ALL SELECT prsname, 'text search parser' FROM pg_ts_parser WHERE prsnamespace = n.oid
+            UNION ALL SELECT tmplname, 'text search template' FROM pg_ts_template WHERE tmplnamespace = n.oid
+            UNION ALL SELECT typname, 'type (' || typtype::text || ')' FROM pg_type
+              WHERE typnamespace = n.oid AND typtype IN ('b', 'p') AND typcategory <> 'A'
+            UNION ALL SELECT relname, 'relation (' || relkind::text || ')' FROM pg_class
+              WHERE relnamespace = n.oid AND relkind NOT IN ('r', 'p', 'v', 'm', 'f', 'i', 'I', 'S', 't', 'c')
+        ) AS x(name, what)
         WHERE n.nspname = ANY(%(schemas)s)""",
 }
+KINDS = tuple(QUERIES)
+assert set(KINDS) == set(m.BY_KIND), "every kind of the model has its query"
 
 
 class _Reader:
-    """Shapes rows into {name: attributes}; resolves column numbers and index owners across kinds."""
+    """Shapes rows into model objects; links constraints to the indexes that back them."""
 
-    def __init__(self):
-        self.attnames: dict[tuple[int, int], str] = {}
+    def __init__(self) -> None:
         self.index_constraint: dict[int, str] = {}
 
-    def names(self, rel: int, nums) -> list[str]:
-        return [self.attnames[rel, n] for n in nums or ()]
+    def shape(self, kind: str, row: dict[str, Any]) -> m.Obj:
+        hook = getattr(self, f"_{kind}", None)
+        if hook is not None:
+            row = hook(row)
+        return m.BY_KIND[kind].from_json(row)
 
-    def schema(self, rows):
-        return {r[0]: {"comment": r[1]} for r in rows}
+    def _schema(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "schema": row["name"]}
 
-    def table(self, rows):
-        kinds = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view", "f": "foreign table"}
-        return {f"{r[0]}.{r[1]}": {"relkind": kinds[r[2]], "comment": r[3]} for r in rows}
+    def _table(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "relkind": RELKINDS[row["relkind"]], "persistence": PERSISTENCE[row["persistence"]],
+                "replica_identity": REPLICA_IDENTITY[row["replica_identity"]]}
 
-    def column(self, rows):
-        out = {}
-        for nsp, rel, att, num, typ, notnull, expr, ident, gen, comment, relid in rows:
-            self.attnames[relid, num] = att
-            generated = expr if gen == "s" else None
-            out[f"{nsp}.{rel}.{att}"] = {
-                "position": num, "type": typ, "nullable": not notnull,
-                "default": None if generated else expr,
-                "identity": {"a": "ALWAYS", "d": "BY DEFAULT"}.get(ident),
-                "generated": generated, "comment": comment}
-        return out
+    def _function(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "kind": PROKINDS[row["kind"]], "source": (row["source"] or "").strip() or None}
 
-    def constraint(self, rows):
-        out = {}
-        for (nsp, rel, name, contype, definition, validated, deferrable, deferred, ref, upd, dele, match,
-             relid, key, refid, refkey, indid, external_ref_columns) in rows:
-            if indid and contype in "pux":
-                self.index_constraint[indid] = name
-            if definition.endswith(" NOT VALID"):  # validity is reported as health, not as a definition
-                definition = definition[: -len(" NOT VALID")]
-            attrs = {"type": CONTYPES.get(contype, contype), "table": f"{nsp}.{rel}",
-                     "columns": self.names(relid, key), "definition": definition, "validated": validated,
-                     "deferrable": deferrable, "initially_deferred": deferred}
-            if contype == "f":
-                ref_columns = external_ref_columns or self.names(refid, refkey)
-                attrs.update(references=ref, ref_columns=list(ref_columns), on_update=FK_ACTIONS[upd],
-                             on_delete=FK_ACTIONS[dele], match=FK_MATCH.get(match, match))
-            out[f"{nsp}.{rel}.{name}"] = attrs
-        return out
+    def _type(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "type_kind": TYPTYPES.get(row["type_kind"], row["type_kind"])}
 
-    def index(self, rows):
+    def _constraint(self, row: dict[str, Any]) -> dict[str, Any]:
+        contype = row.pop("contype")
+        if row["index_oid"] and contype in "pux":
+            self.index_constraint[row["index_oid"]] = row["name"]
+        definition = row["definition"] or ""  # NULL when dropped while we read
+        if definition.endswith(" NOT VALID"):  # validity is health, reported apart from the definition
+            definition = definition[: -len(" NOT VALID")]
+        fk = contype == "f"
+        return {**row, "type": CONTYPES.get(contype, contype), "definition": definition,
+                "on_update": FK_ACTIONS[row["on_update"]] if fk else None,
+                "on_delete": FK_ACTIONS[row["on_delete"]] if fk else None,
+                "match": FK_MATCH.get(row["match"], row["match"]) if fk else None}
+
+    def _index(self, row: dict[str, Any]) -> dict[str, Any]:
         # The definition without the index's own name: "same name, other columns" must differ.
-        return {f"{nsp}.{rel}.{name}": {
-            "table": f"{nsp}.{rel}", "definition": definition.split(" ON ", 1)[1], "unique": unique,
-            "primary": primary, "valid": valid, "ready": ready, "constraint": self.index_constraint.get(oid)}
-            for nsp, rel, name, definition, unique, primary, valid, ready, oid in rows}
+        return {**row, "definition": (row["definition"] or "").split(" ON ", 1)[-1],
+                "constraint": self.index_constraint.get(row["oid"])}
 
-    def enum(self, rows):
-        return {f"{r[0]}.{r[1]}": {"labels": list(r[2]), "comment": r[3]} for r in rows}
+    def _trigger(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "enabled": ENABLED[row["enabled"]]}
 
-    def trigger(self, rows):
-        return {f"{r[0]}.{r[1]}.{r[2]}": {"table": f"{r[0]}.{r[1]}", "definition": r[3], "enabled": r[4] != "D"}
-                for r in rows}
+    _rule = _trigger
 
-    def function(self, rows):
-        return {f"{r[0]}.{r[1]}": {"returns": r[2], "language": r[3], "volatility": r[4], "source": r[5].strip(),
-                                   "comment": r[6]} for r in rows}
+    def _default_privilege(self, row: dict[str, Any]) -> dict[str, Any]:
+        role, _, objtype = row["name"].rpartition(":")
+        return {**row, "name": f"{role}:{DEFACL_TYPES.get(objtype, objtype)}"}
 
 
-def read_catalog(conn: psycopg.Connection, schemas: list[str]) -> dict[str, dict[str, dict]]:
-    """One query per kind, whatever the number of tables. Leaves no transaction open.
+def read_catalog(conn: psycopg.Connection, schemas: list[str]) -> m.Catalog:
+    """One query per kind, whatever the number of tables, in one snapshot. Leaves no transaction open.
 
     A worker thread runs the queries one after another while this thread shapes the rows of
     the kinds already fetched: the Python work hides behind the server's. Only the worker
     touches the connection until it is done.
     """
-    catalog: dict[str, dict[str, dict]] = {}
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise DbtoolError("read_catalog needs a connection outside a transaction (it opens its own snapshot)")
     params = {"schemas": list(schemas)}
     fetched: queue.Queue = queue.Queue()
 
     def fetch() -> None:
         try:
-            with conn.cursor() as cur:
+            with conn.cursor(row_factory=dict_row) as cur:
                 for kind in KINDS:
                     fetched.put((kind, cur.execute(QUERIES[kind], params).fetchall()))
         except BaseException as exc:  # handed to the caller's thread
             fetched.put((None, exc))
 
+    objects: list[m.Obj] = []
     with conn.transaction():
         # One snapshot for every query: DDL committed meanwhile cannot mix two catalogs.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        conn.execute("SET LOCAL search_path = pg_catalog")
+        for name, value in PINNED.items():
+            conn.execute("SELECT set_config(%s, %s, true)", (name, value))
         worker = threading.Thread(target=fetch, name="dbtool-catalog-read", daemon=True)
         worker.start()
         try:
             reader = _Reader()
-            for _ in KINDS:  # in KINDS order: columns before constraints before indexes
+            for _ in KINDS:  # in KINDS order: constraints before the indexes they own
                 kind, rows = fetched.get()
                 if kind is None:
                     raise rows
-                catalog[kind] = getattr(reader, kind)(rows)
+                objects.extend(reader.shape(kind, row) for row in rows)
         finally:
             worker.join()
-    return catalog
-
-
-def schema_of(name: str) -> str:
-    return name.split(".", 1)[0]
+    return m.Catalog.of(objects)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from ..lock import application_name
 from .applied import check_applied
 from .diff import ERROR, INFO, WARNING, Finding, checked_objects, diff
 from .expected import build, load_snapshot
+from .model import Catalog
 from .read import read_catalog
 
 
@@ -37,15 +39,14 @@ class Report:
                 "checked": len(self.checked), "seconds": round(self.seconds, 3)}
 
 
-def merge(catalogs) -> dict:
-    merged: dict[str, dict] = {}
+def merge(catalogs: Iterable[Catalog]) -> Catalog:
+    merged = Catalog()
     for cat in catalogs:
-        for kind, objs in cat.items():
-            merged.setdefault(kind, {}).update(objs)
+        merged = merged.merged(cat)
     return merged
 
 
-def expected_catalog(modules: list[str], *, from_sql_server: Target | None = None) -> dict:
+def expected_catalog(modules: list[str], *, from_sql_server: Target | None = None) -> Catalog:
     if from_sql_server is not None:
         return merge(build(from_sql_server, modules).values())
     return merge(load_snapshot(m) for m in modules)
@@ -69,7 +70,7 @@ def validate(target: Target, modules: list[str], *, strict: bool = False, from_s
     return Report(target.display(), modules, strict, findings, checked, time.monotonic() - started)
 
 
-def duckdb_catalogs(path: Path) -> tuple[dict, dict]:
+def duckdb_catalogs(path: Path) -> tuple[Catalog, Catalog]:
     """The DuckDB file against sql/duckdb/ (applied to an in-memory DuckDB: no server needed)."""
     from ..analytics import catalog as duck_catalog
     from ..analytics.db import connect

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..catalog.expected import load_snapshot, table_columns
+from ..catalog.expected import load_snapshot
 from ..paths import modules
 from . import table_names
 
@@ -69,10 +69,9 @@ def render() -> str:
             seen[name] = f"{module}.{table}"
             out += ["", "@dataclass(frozen=True, slots=True)", f"class {name}:",
                     f'    """{module}.{table}"""', ""]
-            for col in table_columns(module, table):
-                attrs = snap["column"][f"{module}.{table}.{col}"]
-                py = python_type(attrs["type"], set(snap["enum"]))
-                out.append(f"    {col}: {py}{' | None' if attrs['nullable'] else ''}")
+            for col in snap.columns(module, table):
+                py = python_type(col.type, set(snap.enums()))
+                out.append(f"    {col.name}: {py}{' | None' if col.nullable else ''}")
             out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
 

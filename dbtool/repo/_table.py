@@ -23,14 +23,15 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from ..catalog import model
 from ..catalog.expected import load_snapshot, table_columns
+from ..fetch import fetch_one
 from .errors import InvalidValue, RepoError
 
 R = TypeVar("R")
 
 # Keyword names page() reserves for itself; a column of that name would be ambiguous.
 _PAGE_WORDS = {"by", "after", "limit"}
-_INDEX_COLUMNS = re.compile(r"USING \w+ \((?P<cols>[^()]*)\)(?P<where> WHERE .*)?$")
 
 
 def utcnow() -> dt.datetime:
@@ -76,22 +77,21 @@ class Table(Generic[R]):
         self.module, self.name, self.row = module, name, row
         self.qualified = f"{module}.{name}"
         snap = load_snapshot(module)
-        attrs = snap["column"]
         self.columns: tuple[str, ...] = tuple(table_columns(module, name))
         self.column: dict[str, Column] = {
-            c: Column(c, a["type"], a["nullable"], a["identity"] is not None, a["default"] is not None)
-            for c in self.columns for a in [attrs[f"{self.qualified}.{c}"]]}
-        cons = {n.rsplit(".", 1)[1]: c for n, c in snap["constraint"].items() if c["table"] == self.qualified}
-        self.primary_key: tuple[str, ...] = next(tuple(c["columns"]) for c in cons.values()
-                                                 if c["type"] == "primary key")
-        self.unique_keys: dict[str, tuple[str, ...]] = {n: tuple(c["columns"]) for n, c in sorted(cons.items())
-                                                        if c["type"] == "unique"}
-        self.foreign_keys: dict[str, dict] = {n: c for n, c in sorted(cons.items()) if c["type"] == "foreign key"}
-        self.indexes: dict[str, tuple[str, ...]] = {}
-        for n, ix in sorted(snap["index"].items()):
-            m = _INDEX_COLUMNS.search(ix["definition"])
-            if ix["table"] == self.qualified and m and not m["where"] and ix["valid"]:
-                self.indexes[n.rsplit(".", 1)[1]] = tuple(c.strip().strip('"') for c in m["cols"].split(","))
+            c.name: Column(c.name, c.type, c.nullable, c.identity is not None, c.default is not None)
+            for c in snap.columns(module, name)}
+        cons = {c.name: c for c in snap.constraints(module, name)}
+        self.primary_key: tuple[str, ...] = next(c.columns for c in cons.values() if c.type == "primary key")
+        self.unique_keys: dict[str, tuple[str, ...]] = {n: c.columns for n, c in sorted(cons.items())
+                                                        if c.type == "unique"}
+        self.foreign_keys: dict[str, model.Constraint] = {n: c for n, c in sorted(cons.items())
+                                                          if c.type == "foreign key"}
+        # Plain column indexes (from pg_index.indkey): what keyset paging can walk.
+        self.indexes: dict[str, tuple[str, ...]] = {
+            ix.name: tuple(c for c in ix.key_columns if c is not None)
+            for ix in sorted(snap.indexes(module, name), key=lambda ix: ix.name)
+            if ix.valid and not ix.partial and ix.key_columns and None not in ix.key_columns}
         self.natural_key: tuple[str, ...] | None = self._natural_key(natural_key)
         self._ident = sql.Identifier(module, name)
         self._cache: dict[tuple, sql.Composed] = {}
@@ -182,7 +182,7 @@ class Table(Generic[R]):
         return sql.SQL("DELETE FROM {} WHERE {} RETURNING {}").format(self._ident, self._cond(key), self._all())
 
     def _compose_upsert(self, cols: tuple[str, ...]) -> sql.Composed:
-        nk = self.natural_key or ()
+        nk = self.conflict_key()
         rest = [c for c in cols if c not in nk] or [nk[0]]  # a no-op SET still returns the existing row
         sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in rest)
         return sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {} RETURNING {}").format(
@@ -240,8 +240,12 @@ class Table(Generic[R]):
         wanted = " or ".join("(" + ", ".join(k) + ")" for k in keys or self.keys())
         raise InvalidValue(f"{self.qualified}: give the key {wanted}")
 
-    def run(self, conn: psycopg.Connection, stmt: sql.Composable, params: Sequence[Any] = ()):
-        """Execute a statement whose result rows are rows of this table (typed by the row class)."""
+    def run(self, conn: psycopg.Connection, stmt: sql.SQL | sql.Composed,
+            params: Sequence[Any] | Mapping[str, Any] = ()) -> psycopg.Cursor[R]:
+        """Execute a statement whose result rows are rows of this table (typed by the row class).
+
+        `params` binds %s placeholders (a sequence) or %(name)s placeholders (a mapping).
+        """
         cur = conn.cursor(row_factory=self._row_factory)
         try:
             return cur.execute(stmt, params)
@@ -250,6 +254,23 @@ class Table(Generic[R]):
                 raise InvalidValue(f"{self.qualified}: text cannot contain a NUL byte (0x00); nothing stored") \
                     from None
             raise
+
+    def one(self, cur: psycopg.Cursor[R]) -> R:
+        """The row a statement that always returns one (INSERT/upsert ... RETURNING) returned.
+
+        RepoError if there is none: a BEFORE trigger returning NULL makes PostgreSQL skip the row silently.
+        """
+        row = cur.fetchone()
+        if row is None:
+            raise RepoError(f"{self.qualified}: the statement returned no row ({cur.statusmessage or 'no status'};"
+                            " a BEFORE trigger returning NULL skips the row)")
+        return row
+
+    def conflict_key(self) -> tuple[str, ...]:
+        """The natural key upserts conflict on; RepoError if the table has none."""
+        if not self.natural_key:
+            raise RepoError(f"{self.qualified} has no natural key to upsert on")
+        return self.natural_key
 
     # -- operations ----------------------------------------------------------------------------------------
     def get(self, conn: psycopg.Connection, **key: Any) -> R | None:
@@ -262,7 +283,7 @@ class Table(Generic[R]):
     def insert(self, conn: psycopg.Connection, **values: Any) -> R:
         """Insert one row (omitted columns take their defaults) and return it."""
         cols = self._ordered(values)
-        return self.run(conn, self._stmt("insert", cols), self._params(cols, values)).fetchone()
+        return self.one(self.run(conn, self._stmt("insert", cols), self._params(cols, values)))
 
     def update(self, conn: psycopg.Connection, **key_and_values: Any) -> R | None:
         """Set only the given columns of the row named by its primary key; the updated row, or None."""
@@ -281,14 +302,13 @@ class Table(Generic[R]):
 
     def upsert(self, conn: psycopg.Connection, **values: Any) -> R:
         """Insert, or update the given columns of the row with the same natural key; the row."""
-        if not self.natural_key:
-            raise RepoError(f"{self.qualified} has no natural key to upsert on")
-        missing = [c for c in self.natural_key if values.get(c) is None]
+        natural_key = self.conflict_key()
+        missing = [c for c in natural_key if values.get(c) is None]
         if missing:  # NULL never conflicts: every call would insert another row
-            raise InvalidValue(f"{self.qualified}: upsert needs its natural key ({', '.join(self.natural_key)}), "
+            raise InvalidValue(f"{self.qualified}: upsert needs its natural key ({', '.join(natural_key)}), "
                                f"not null")
         cols = self._ordered(values)
-        return self.run(conn, self._stmt("upsert", cols), self._params(cols, values)).fetchone()
+        return self.one(self.run(conn, self._stmt("upsert", cols), self._params(cols, values)))
 
     def page(self, conn: psycopg.Connection, *, by: str | Sequence[str] = (), after: Sequence[Any] | None = None,
              limit: int = 100, **equal: Any) -> Page[R]:
@@ -391,7 +411,7 @@ class Table(Generic[R]):
         return n
 
     def count(self, conn: psycopg.Connection) -> int:
-        return conn.execute(self._stmt("count")).fetchone()[0]
+        return fetch_one(conn.execute(self._stmt("count")))[0]
 
     def _compose_count(self) -> sql.Composed:
         return sql.SQL("SELECT count(*) FROM {}").format(self._ident)
