@@ -78,7 +78,10 @@ class Cluster:
 
     # -- lifecycle -------------------------------------------------------------
     def _cmd(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-        proc = subprocess.run([*_run_as(), *args], capture_output=True, text=True, **kw)
+        try:
+            proc = subprocess.run([*_run_as(), *args], capture_output=True, text=True, **kw)
+        except OSError as exc:  # a missing binary (a wrong PG_BINDIR), or runuser missing
+            raise DbtoolError(f"cannot run {args[0]}: {exc.strerror}") from None
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
             raise DbtoolError(f"{Path(args[0]).name} failed: {detail[-1] if detail else proc.returncode}")
