@@ -12,7 +12,9 @@ EXTRA_ERRORS = {
     "table": "a table inheriting from an expected table",
     "column": "a NOT NULL column without default, identity or generation expression",
     "constraint": "any extra CHECK, foreign key, unique, primary key or exclusion constraint",
-    "index": "a unique index",
+    "index": "a unique index, or one behind a constraint (exclusion)",
+    "function": "a SECURITY DEFINER function",
+    "setting": "session_replication_role = replica or local on the database or a role",
     "trigger": "any", "rule": "any", "policy": "any",
     "default_privilege": "one that grants to PUBLIC",
 }

@@ -27,6 +27,8 @@ WHY = {
     "unmodeled": "dbtool does not compare this kind of object: check it by hand",
 }
 
+_POSITION_WHY = "INSERT or COPY without a column list writes into the wrong columns"
+
 # Why a differing attribute matters, where the model's field does not say more precisely.
 ATTRIBUTE_WHY = {
     "type": "values the application writes may be refused, truncated or compared differently",
@@ -120,6 +122,8 @@ def diff(expected: Catalog, live: Catalog, *, strict: bool = False) -> list[Find
             if g.parent not in extra_parents:
                 severity = g.extra_severity(expected) or extra_default
                 findings.append(Finding(severity, kind, key, "extra", table=g.parent, why=WHY["extra"]))
+    findings += _moved_columns(expected, live)
+    findings = _without_backing_indexes(findings, live)
     findings = _pair_renamed_indexes(findings, expected, live, strict)
     order = {k: i for i, k in enumerate(BY_KIND)}
     return sorted(findings, key=lambda f: (order[f.kind], f.object, f.attribute or ""))
@@ -148,9 +152,62 @@ def _index_shape(ix: Obj) -> tuple:
     return ix.schema, ix.table, ix.definition, ix.unique
 
 
+def _without_backing_indexes(findings: list[Finding], live: Catalog) -> list[Finding]:
+    """An extra unique or exclusion constraint is reported once: not again as the index behind it."""
+    extra_constraints = {f.object for f in findings if f.kind == "constraint" and f.problem == "extra"}
+
+    def backs_extra_constraint(f: Finding) -> bool:
+        ix = live.objects("index").get(f.object)
+        return (f.kind == "index" and f.problem == "extra" and isinstance(ix, Index) and ix.constraint is not None
+                and f"{ix.schema}.{ix.table}.{ix.constraint}" in extra_constraints)
+
+    return [f for f in findings if not backs_extra_constraint(f)]
+
+
+def _moved_columns(expected: Catalog, live: Catalog) -> list[Finding]:
+    """Columns whose order among the columns both sides have differs: only those that moved.
+
+    A missing or extra column shifts every later ordinal position, which is no move; the columns
+    outside the longest run kept in order (longest increasing subsequence) are the moved ones.
+    """
+    out = []
+    for key, table in expected.objects("table").items():
+        if key not in live.objects("table"):
+            continue
+        exp = {c.name: c for c in expected.columns(table.schema, table.name)}
+        got = {c.name: c for c in live.columns(table.schema, table.name)}
+        order = [n for n in exp if n in got]  # expected order
+        ranks = [sorted(order, key=lambda n: got[n].position).index(n) for n in order]
+        kept = _increasing_run(ranks)
+        for i, name in enumerate(order):
+            if i not in kept:
+                e, g = exp[name], got[name]
+                out.append(Finding(WARNING, "column", e.key, "differs", "position", e.position, g.position,
+                                   detail="moved", table=e.parent, why=_POSITION_WHY))
+    return out
+
+
+def _increasing_run(values: list[int]) -> set[int]:
+    """Indexes of one longest strictly increasing subsequence of values (O(n^2): tables are small).
+
+    Of equally long ones, the one ending lowest: a column dropped and added again (now last) is
+    the one reported as moved, not its former neighbour.
+    """
+    def rank(run: list[int]) -> tuple[int, int]:
+        return len(run), -values[run[-1]] if run else 0
+
+    best: list[list[int]] = []
+    for i, v in enumerate(values):
+        prev = max((best[j] for j in range(i) if values[j] < v), key=rank, default=[])
+        best.append(prev + [i])
+    return set(max(best, key=rank, default=[]))
+
+
 def _differences(e: Obj, g: Obj) -> list[Finding]:
     out = []
     for f in e.compared():
+        if f.name == "position":  # order is judged among the columns both sides have: _moved_columns
+            continue
         want, have = getattr(e, f.name), getattr(g, f.name)
         if want != have:
             detail: str | None

@@ -105,6 +105,8 @@ class Table(Obj):
                              default=False)
     rls_forced: bool = attr(why="FORCE applies policies to the table owner too", default=False)
     inherits: tuple[str, ...] = attr(why="a parent's queries include the child's rows", default=())
+    inherited_by: tuple[str, ...] = attr(why="tables outside the module schemas whose rows this table's scans include",
+                                         default=())
     partition_key: str | None = attr()
     partition_bound: str | None = attr(why="which rows the partition takes")
     definition: str | None = attr(why="what a view or materialized view returns")
@@ -135,8 +137,9 @@ class Column(Child):
     generated: str | None = attr()
     collation: str | None = attr(why="sort order, uniqueness and index use of text")
     storage: str | None = attr(why="whether values are compressed or moved out of line")
-    compression: str | None = attr()
+    compression: str | None = attr(WARNING, why="how values are compressed (an explicit default reads as a change)")
     statistics: int | None = attr(WARNING, why="the planner's statistics target for this column")
+    options: tuple[str, ...] = attr(WARNING, why="per-column planner options (n_distinct)", default=())
     acl: tuple[str, ...] = attr(why="column privileges: who may read or change this column", default=())
     comment: str | None = attr(INFO)
 
@@ -162,6 +165,8 @@ class Constraint(Child):
     on_update: str | None = attr()
     on_delete: str | None = attr()
     match: str | None = attr()
+    enforced: bool = attr(why="with its triggers disabled (DISABLE TRIGGER ALL) a foreign key checks nothing",
+                          default=True)
     comment: str | None = attr(INFO)
 
     def compared(self) -> list[dataclasses.Field]:
@@ -193,7 +198,8 @@ class Index(Child):
     comment: str | None = attr(INFO)
 
     def extra_severity(self, expected: "Catalog") -> str | None:
-        return ERROR if self.unique else None  # a unique index refuses rows the application may write
+        # a unique index, or one behind a constraint (exclusion), refuses rows the application may write
+        return ERROR if self.unique or self.constraint is not None else None
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,7 @@ class Sequence(Obj):
     max: int = attr(why="inserts fail once the sequence reaches it", default=0)
     cache: int = attr(WARNING, default=1)
     cycle: bool = attr(why="a cycling sequence wraps ids into key collisions", default=False)
+    persistence: str = attr(why="an UNLOGGED sequence restarts after a crash: duplicate keys", default="permanent")
     owned_by: str | None = attr()
     owner: str | None = attr()
     acl: tuple[str, ...] = attr(why="who may take ids from it", default=())
@@ -275,6 +282,9 @@ class Function(Obj):
     acl: tuple[str, ...] = attr(why="who may EXECUTE it", default=())
     comment: str | None = attr(INFO)
 
+    def extra_severity(self, expected: "Catalog") -> str | None:
+        return ERROR if self.security_definer else None  # runs with its owner's rights; EXECUTE is PUBLIC's
+
 
 @dataclass(frozen=True)
 class Enum(Obj):
@@ -328,6 +338,22 @@ class DefaultPrivilege(Obj):
 
 
 @dataclass(frozen=True)
+class Setting(Obj):
+    """A setting of the database or of a role that changes what sessions do; the name is `<scope>:<setting>`."""
+
+    KIND: ClassVar[str] = "setting"
+    value: str = attr(why="session_replication_role = replica or local: no trigger and no foreign key check fires",
+                      default="")
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    def extra_severity(self, expected: "Catalog") -> str | None:
+        return ERROR if self.value in ("replica", "local") else None
+
+
+@dataclass(frozen=True)
 class Unmodeled(Obj):
     """An object pg_dump would emit that dbtool does not compare: always reported, never skipped."""
 
@@ -336,7 +362,7 @@ class Unmodeled(Obj):
 
 
 KINDS: tuple[type[Obj], ...] = (Schema, Extension, Enum, Type, Function, Sequence, Table, Column, Constraint,
-                                Index, Trigger, Rule, Policy, Statistics, DefaultPrivilege, Unmodeled)
+                                Index, Trigger, Rule, Policy, Statistics, DefaultPrivilege, Setting, Unmodeled)
 BY_KIND: dict[str, type[Obj]] = {k.KIND: k for k in KINDS}
 
 

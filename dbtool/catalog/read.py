@@ -43,7 +43,8 @@ _MIGRATOR = """coalesce((SELECT relowner FROM pg_class WHERE oid = to_regclass('
 
 
 def _owner(owner: str, schema_owner: str = "n.nspowner") -> str:
-    return f"CASE WHEN {owner} = {schema_owner} THEN '<schema owner>' ELSE pg_get_userbyid({owner}) END"
+    return (f"CASE WHEN {owner} = {_MIGRATOR} THEN '<migrator>' WHEN {owner} = {schema_owner} THEN '<schema owner>' "
+            f"ELSE pg_get_userbyid({owner}) END")
 
 
 def _acl(acl: str, owner: str, objtype: str | None) -> str:
@@ -72,7 +73,9 @@ QUERIES: dict[str, str] = {
                {_owner('t.typowner')} AS owner, {_acl('t.typacl', 't.typowner', 'T')} AS acl,
                obj_description(t.oid, 'pg_type') AS comment
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-        WHERE n.nspname = ANY(%(schemas)s) AND t.typtype = 'e'""",
+        WHERE n.nspname = ANY(%(schemas)s) AND t.typtype = 'e'
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                          AND d.deptype = 'e')""",
     "type": f"""
         SELECT n.nspname AS schema, t.typname AS name, t.typtype::text AS type_kind,
                CASE t.typtype
@@ -97,7 +100,9 @@ QUERIES: dict[str, str] = {
         LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
         LEFT JOIN pg_class tc ON tc.oid = t.typrelid
         WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('d', 'c', 'r')
-          AND (t.typtype <> 'c' OR tc.relkind = 'c')""",
+          AND (t.typtype <> 'c' OR tc.relkind = 'c')
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                          AND d.deptype = 'e')""",
     "function": f"""
         SELECT n.nspname AS schema, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS name,
                p.prokind::text AS kind, pg_get_function_result(p.oid) AS returns, l.lanname AS language,
@@ -109,11 +114,11 @@ QUERIES: dict[str, str] = {
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
         WHERE n.nspname = ANY(%(schemas)s)
           AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                          AND d.deptype = 'e')""",
+                          AND d.deptype IN ('e', 'i'))""",
     "sequence": f"""
         SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS type,
                s.seqstart AS start, s.seqincrement AS increment, s.seqmin AS min, s.seqmax AS max,
-               s.seqcache AS cache, s.seqcycle AS cycle,
+               s.seqcache AS cache, s.seqcycle AS cycle, c.relpersistence::text AS persistence,
                (SELECT tn.nspname || '.' || t.relname || '.' || a.attname
                 FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
                 JOIN pg_namespace tn ON tn.oid = t.relnamespace
@@ -125,12 +130,17 @@ QUERIES: dict[str, str] = {
         WHERE n.nspname = ANY(%(schemas)s)""",
     "table": f"""
         SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
-               c.relpersistence::text AS persistence, coalesce(c.reloptions, '{{}}') AS options,
+               c.relpersistence::text AS persistence,
+               coalesce(c.reloptions, '{{}}') || ARRAY(SELECT 'toast.' || o FROM pg_class tt, unnest(tt.reloptions) o
+                                                      WHERE tt.oid = c.reltoastrelid) AS options,
                c.relreplident::text AS replica_identity, ts.spcname AS tablespace,
                c.relrowsecurity AS rls_enabled, c.relforcerowsecurity AS rls_forced,
                ARRAY(SELECT pn.nspname || '.' || pc.relname FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
                      JOIN pg_namespace pn ON pn.oid = pc.relnamespace
                      WHERE i.inhrelid = c.oid ORDER BY i.inhseqno) AS inherits,
+               ARRAY(SELECT cn.nspname || '.' || cc.relname FROM pg_inherits i JOIN pg_class cc ON cc.oid = i.inhrelid
+                     JOIN pg_namespace cn ON cn.oid = cc.relnamespace
+                     WHERE i.inhparent = c.oid AND cn.nspname <> ALL(%(schemas)s) ORDER BY 1) AS inherited_by,
                CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
                pg_get_expr(c.relpartbound, c.oid) AS partition_bound,
                CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END AS definition,
@@ -140,9 +150,12 @@ QUERIES: dict[str, str] = {
                obj_description(c.oid, 'pg_class') AS comment
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace
-        WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')""",
+        WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                          AND d.deptype = 'e')""",
     "column": f"""
-        SELECT n.nspname AS schema, c.relname AS table, a.attname AS name, a.attnum AS position,
+        SELECT n.nspname AS schema, c.relname AS table, a.attname AS name,
+               row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum) AS position,
                format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable,
                CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END AS default,
                CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END AS identity,
@@ -151,6 +164,7 @@ QUERIES: dict[str, str] = {
                CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END AS storage,
                nullif(a.attcompression::text, '') AS compression,
                CASE WHEN a.attstattarget >= 0 THEN a.attstattarget END AS statistics,
+               coalesce(a.attoptions, '{{}}') AS options,
                {_acl('a.attacl', 'c.relowner', None)} AS acl,
                col_description(a.attrelid, a.attnum) AS comment, a.attrelid AS relid
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -165,6 +179,11 @@ QUERIES: dict[str, str] = {
                CASE WHEN con.contype = 'f' THEN rn.nspname || '.' || rc.relname END AS references,
                con.confupdtype::text AS on_update, con.confdeltype::text AS on_delete,
                con.confmatchtype::text AS match,
+               NOT EXISTS (SELECT FROM pg_trigger tg WHERE tg.tgconstraint = con.oid AND tg.tgenabled IN ('D', 'R'))
+                 AS enforced,
+               ARRAY(SELECT a.attname FROM unnest(con.confdelsetcols) WITH ORDINALITY k(num, ord)
+                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord)
+                 AS delete_set_columns,
                ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
                      JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord) AS columns,
                ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
@@ -173,7 +192,7 @@ QUERIES: dict[str, str] = {
                con.conindid AS index_oid, obj_description(con.oid, 'pg_constraint') AS comment
         FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_class rc ON rc.oid = con.confrelid LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-        WHERE n.nspname = ANY(%(schemas)s)""",
+        WHERE n.nspname = ANY(%(schemas)s) OR (con.contype = 'f' AND rn.nspname = ANY(%(schemas)s))""",
     "index": """
         SELECT n.nspname AS schema, t.relname AS table, i.relname AS name, pg_get_indexdef(i.oid) AS definition,
                x.indisunique AS unique, x.indisprimary AS primary, x.indisvalid AS valid, x.indisready AS ready,
@@ -214,30 +233,48 @@ QUERIES: dict[str, str] = {
     "default_privilege": f"""
         SELECT n.nspname AS schema,
                CASE WHEN d.defaclrole = {_MIGRATOR} THEN '<migrator>' ELSE pg_get_userbyid(d.defaclrole) END
-                 || ':' || d.defaclobjtype::text AS name,
+                 || ':' || d.defaclobjtype::text AS name, d.defaclnamespace = 0 AS global,
                {_acl('d.defaclacl', 'd.defaclrole', None)} AS acl
-        FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
+        FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace OR d.defaclnamespace = 0
         WHERE n.nspname = ANY(%(schemas)s)""",
     # Whatever else pg_dump would emit from a module schema: reported, never skipped in silence.
     "unmodeled": """
         SELECT n.nspname AS schema, x.name, x.what
         FROM pg_namespace n CROSS JOIN LATERAL (
-            SELECT oprname || '(' || format_type(oprleft, NULL) || ',' || format_type(oprright, NULL) || ')', 'operator'
-              FROM pg_operator WHERE oprnamespace = n.oid
-            UNION ALL SELECT opcname, 'operator class' FROM pg_opclass WHERE opcnamespace = n.oid
-            UNION ALL SELECT opfname, 'operator family' FROM pg_opfamily WHERE opfnamespace = n.oid
-            UNION ALL SELECT collname, 'collation' FROM pg_collation WHERE collnamespace = n.oid
-            UNION ALL SELECT conname, 'conversion' FROM pg_conversion WHERE connamespace = n.oid
-            UNION ALL SELECT cfgname, 'text search configuration' FROM pg_ts_config WHERE cfgnamespace = n.oid
-            UNION ALL SELECT dictname, 'text search dictionary' FROM pg_ts_dict WHERE dictnamespace = n.oid
-            UNION ALL SELECT prsname, 'text search parser' FROM pg_ts_parser WHERE prsnamespace = n.oid
-            UNION ALL SELECT tmplname, 'text search template' FROM pg_ts_template WHERE tmplnamespace = n.oid
-            UNION ALL SELECT typname, 'type (' || typtype::text || ')' FROM pg_type
+            SELECT oprname || '(' || format_type(oprleft, NULL) || ',' || format_type(oprright, NULL) || ')',
+                   'operator', 'pg_operator'::regclass, oid FROM pg_operator WHERE oprnamespace = n.oid
+            UNION ALL SELECT opcname, 'operator class', 'pg_opclass'::regclass, oid FROM pg_opclass
+              WHERE opcnamespace = n.oid
+            UNION ALL SELECT opfname, 'operator family', 'pg_opfamily'::regclass, oid FROM pg_opfamily
+              WHERE opfnamespace = n.oid
+            UNION ALL SELECT collname, 'collation', 'pg_collation'::regclass, oid FROM pg_collation
+              WHERE collnamespace = n.oid
+            UNION ALL SELECT conname, 'conversion', 'pg_conversion'::regclass, oid FROM pg_conversion
+              WHERE connamespace = n.oid
+            UNION ALL SELECT cfgname, 'text search configuration', 'pg_ts_config'::regclass, oid FROM pg_ts_config
+              WHERE cfgnamespace = n.oid
+            UNION ALL SELECT dictname, 'text search dictionary', 'pg_ts_dict'::regclass, oid FROM pg_ts_dict
+              WHERE dictnamespace = n.oid
+            UNION ALL SELECT prsname, 'text search parser', 'pg_ts_parser'::regclass, oid FROM pg_ts_parser
+              WHERE prsnamespace = n.oid
+            UNION ALL SELECT tmplname, 'text search template', 'pg_ts_template'::regclass, oid FROM pg_ts_template
+              WHERE tmplnamespace = n.oid
+            UNION ALL SELECT typname, 'type (' || typtype::text || ')', 'pg_type'::regclass, oid FROM pg_type
               WHERE typnamespace = n.oid AND typtype IN ('b', 'p') AND typcategory <> 'A'
-            UNION ALL SELECT relname, 'relation (' || relkind::text || ')' FROM pg_class
+            UNION ALL SELECT relname, 'relation (' || relkind::text || ')', 'pg_class'::regclass, oid FROM pg_class
               WHERE relnamespace = n.oid AND relkind NOT IN ('r', 'p', 'v', 'm', 'f', 'i', 'I', 'S', 't', 'c')
-        ) AS x(name, what)
-        WHERE n.nspname = ANY(%(schemas)s)""",
+        ) AS x(name, what, classid, objid)
+        WHERE n.nspname = ANY(%(schemas)s)
+          AND NOT EXISTS (SELECT FROM pg_depend d
+                          WHERE d.classid = x.classid AND d.objid = x.objid AND d.deptype = 'e')""",
+    # Settings of the database, or of a role, that change what every session does (not how it prints).
+    "setting": """
+        SELECT '' AS schema,
+               CASE WHEN s.setrole = 0 THEN 'database' ELSE 'role ' || pg_get_userbyid(s.setrole) END
+                 || ':' || split_part(cfg, '=', 1) AS name, split_part(cfg, '=', 2) AS value
+        FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) cfg
+        WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+          AND split_part(cfg, '=', 1) = 'session_replication_role'""",
 }
 KINDS = tuple(QUERIES)
 assert set(KINDS) == set(m.BY_KIND), "every kind of the model has its query"
@@ -262,6 +299,9 @@ class _Reader:
         return {**row, "relkind": RELKINDS[row["relkind"]], "persistence": PERSISTENCE[row["persistence"]],
                 "replica_identity": REPLICA_IDENTITY[row["replica_identity"]]}
 
+    def _sequence(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "persistence": PERSISTENCE[row["persistence"]]}
+
     def _function(self, row: dict[str, Any]) -> dict[str, Any]:
         return {**row, "kind": PROKINDS[row["kind"]], "source": (row["source"] or "").strip() or None}
 
@@ -278,7 +318,9 @@ class _Reader:
         fk = contype == "f"
         return {**row, "type": CONTYPES.get(contype, contype), "definition": definition,
                 "on_update": FK_ACTIONS[row["on_update"]] if fk else None,
-                "on_delete": FK_ACTIONS[row["on_delete"]] if fk else None,
+                "on_delete": (FK_ACTIONS[row["on_delete"]]
+                              + (f" ({', '.join(row['delete_set_columns'])})" if row["delete_set_columns"] else ""))
+                             if fk else None,
                 "match": FK_MATCH.get(row["match"], row["match"]) if fk else None}
 
     def _index(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -293,7 +335,8 @@ class _Reader:
 
     def _default_privilege(self, row: dict[str, Any]) -> dict[str, Any]:
         role, _, objtype = row["name"].rpartition(":")
-        return {**row, "name": f"{role}:{DEFACL_TYPES.get(objtype, objtype)}"}
+        scope = " (global)" if row.pop("global") else ""
+        return {**row, "name": f"{role}:{DEFACL_TYPES.get(objtype, objtype)}{scope}"}
 
 
 def read_catalog(conn: psycopg.Connection, schemas: list[str]) -> m.Catalog:
