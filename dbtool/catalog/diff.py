@@ -177,8 +177,11 @@ def _moved_columns(expected: Catalog, live: Catalog) -> list[Finding]:
         exp = {c.name: c for c in expected.columns(table.schema, table.name)}
         got = {c.name: c for c in live.columns(table.schema, table.name)}
         order = [n for n in exp if n in got]  # expected order
-        ranks = [sorted(order, key=lambda n: got[n].position).index(n) for n in order]
-        kept = _increasing_run(ranks)
+        live_order = sorted(order, key=lambda n: got[n].position)
+        if live_order == order:
+            continue  # the common case: nothing moved
+        rank = {n: i for i, n in enumerate(live_order)}
+        kept = _increasing_run([rank[n] for n in order])
         for i, name in enumerate(order):
             if i not in kept:
                 e, g = exp[name], got[name]
@@ -198,9 +201,12 @@ def _increasing_run(values: list[int]) -> set[int]:
 
     best: list[list[int]] = []
     for i, v in enumerate(values):
-        prev = max((best[j] for j in range(i) if values[j] < v), key=rank, default=[])
-        best.append(prev + [i])
-    return set(max(best, key=rank, default=[]))
+        before = [best[j] for j in range(i) if values[j] < v]
+        best.append((max(before, key=rank) if before else []) + [i])
+    if not best:
+        return set()
+    longest: list[int] = max(best, key=rank)
+    return set(longest)
 
 
 def _differences(e: Obj, g: Obj) -> list[Finding]:

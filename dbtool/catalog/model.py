@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -24,6 +25,9 @@ ERROR, WARNING, INFO = "error", "warning", "info"
 def attr(severity: str = ERROR, *, why: str | None = None, default: Any = None) -> Any:
     """A compared attribute: how a difference counts, and (optionally) why it matters."""
     return field(default=default, metadata={"severity": severity, "why": why})
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}  # per class, computed once: from_json runs per object
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,11 @@ class Obj:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Obj":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: _frozen(v) for k, v in data.items() if k in names})
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+        kwargs: dict[str, Any] = {k: tuple(v) if type(v) is list else v for k, v in data.items() if k in names}
+        return cls(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -393,19 +400,25 @@ class Catalog:
         t = self.objects("table").get(f"{schema}.{name}")
         return t if isinstance(t, Table) else None
 
+    @cached_property
+    def _children(self) -> dict[tuple[str, str | None], list[Obj]]:
+        """(kind, qualified table) -> its objects: built once, so a lookup per table stays cheap."""
+        out: dict[tuple[str, str | None], list[Obj]] = {}
+        for kind in ("column", "constraint", "index"):
+            for o in self.objects(kind).values():
+                out.setdefault((kind, o.parent), []).append(o)
+        return out
+
     def columns(self, schema: str, table: str) -> list[Column]:
         """The table's columns in table order."""
-        cols = [c for c in self.objects("column").values()
-                if isinstance(c, Column) and c.schema == schema and c.table == table]
+        cols = [c for c in self._children.get(("column", f"{schema}.{table}"), []) if isinstance(c, Column)]
         return sorted(cols, key=lambda c: c.position)
 
     def constraints(self, schema: str, table: str) -> list[Constraint]:
-        return [c for c in self.objects("constraint").values()
-                if isinstance(c, Constraint) and c.schema == schema and c.table == table]
+        return [c for c in self._children.get(("constraint", f"{schema}.{table}"), []) if isinstance(c, Constraint)]
 
     def indexes(self, schema: str, table: str) -> list[Index]:
-        return [i for i in self.objects("index").values()
-                if isinstance(i, Index) and i.schema == schema and i.table == table]
+        return [i for i in self._children.get(("index", f"{schema}.{table}"), []) if isinstance(i, Index)]
 
     def enums(self) -> dict[str, Enum]:
         """By the type's name as format_type prints it (schema-qualified)."""
@@ -422,7 +435,3 @@ class Catalog:
 
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
-
-
-def _frozen(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
