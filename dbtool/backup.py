@@ -9,15 +9,30 @@ refuses a server newer than itself.
 Restore refuses a database that already holds tables unless forced (then it drops what
 the archive re-creates: --clean --if-exists), and runs in one transaction: a restore
 that fails half-way leaves the target as it was.
+
+pg_dump and pg_restore die with dbtool, even when dbtool is killed with SIGKILL (on Linux,
+prctl(PR_SET_PDEATHSIG) in the child), so a killed restore never goes on to commit. The archive
+is written by dbtool itself (pg_dump's stdout) into a file created 0600 in the target's folder:
+unnamed (O_TMPFILE) where the filesystem allows, so a killed backup leaves nothing, else under a
+unique `.partial` name created with O_EXCL. It is given its name only when complete, and only
+where nothing was (or, with force, where a regular file was): never through a symbolic link,
+never over a device node, a pipe or a folder.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import re
+import secrets
 import shutil
+import signal
+import stat
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,8 +102,30 @@ def _libpq_args(target: Target, dbname: str) -> tuple[list[str], dict[str, str]]
     return [f"--dbname={make_conninfo(**params)}"], env
 
 
-def _run(target: Target, cmd: list[str], env: dict[str, str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _dies_with_us() -> Callable[[], None] | None:
+    """preexec_fn tying a child's life to this process: on Linux it gets SIGKILL when we die (kill -9
+    included), so a killed `dbtool restore` cannot leave pg_restore running on to its COMMIT."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork: the child only calls it
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # we died before prctl took effect: nobody would kill the child
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return in_child
+
+
+def _run(target: Target, cmd: list[str], env: dict[str, str], what: str, *, stdout: int | None = None) -> None:
+    """Run pg_dump / pg_restore in its own process group (a terminal's ^C reaches dbtool, which kills it),
+    dying with dbtool; a failure is one line, with the tool's first error line."""
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE if stdout is None else stdout, stderr=subprocess.PIPE,
+                          text=True, env=env, check=False, process_group=0, preexec_fn=_dies_with_us())
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         detail = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else f"exit {proc.returncode}")
@@ -100,26 +137,134 @@ def _server(target: Target) -> tuple[str, int]:
         return conn.info.dbname, conn.info.server_version // 10000
 
 
+def safe_name(dbname: str) -> str:
+    """dbname as a plain file name: no folder part, not hidden, printable ASCII letters, digits, . _ -"""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", dbname).lstrip(".")[:100]
+    return name or "database"
+
+
 def default_path(dbname: str, *, now: datetime | None = None) -> Path:
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    return paths.var_dir() / "backups" / f"{dbname}-{stamp}.dump"
+    return paths.var_dir() / "backups" / f"{safe_name(dbname)}-{stamp}.dump"
 
 
-def backup(target: Target, *, out: Path | None = None) -> Outcome:
-    """pg_dump -Fc of the whole database to `out` (default var/backups/<db>-<UTC time>.dump)."""
+def _os_error(what: str, exc: OSError) -> DbtoolError:
+    return DbtoolError(f"{what}: {exc.strerror or exc}")
+
+
+def _check_out(dir_fd: int, path: Path, *, force: bool) -> None:
+    """Refuse anything at path but nothing, or (with force) a regular file; a symlink is never followed."""
+    try:
+        st = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _os_error(f"cannot check {path}", exc) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UsageError(f"{path} is a symbolic link; not writing through it (give the real file's path)")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path} is not a regular file; nothing written")
+    if not force:
+        raise UsageError(f"{path} exists; nothing written (use --force to replace it)")
+
+
+def _new_file(dir_fd: int, path: Path) -> tuple[int, str | None]:
+    """(fd, None) for an unnamed 0600 file in path's folder, else (fd, name) of a new unique .partial one."""
+    try:
+        return os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=dir_fd), None
+    except (AttributeError, OSError):  # no O_TMPFILE here, or not on this filesystem
+        pass
+    for _ in range(100):
+        name = f".{path.name}.{secrets.token_hex(6)}.partial"
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                           dir_fd=dir_fd), name
+        except FileExistsError:
+            continue
+    raise DbtoolError(f"cannot create a file next to {path}")
+
+
+def _publish(fd: int, dir_fd: int, partial: str | None, path: Path, *, force: bool) -> None:
+    """Give the complete archive its name: atomically, and never replacing what appeared meanwhile."""
+    if partial is None:  # name the unnamed file: a unique name first, it must exist to be renamed
+        for _ in range(100):
+            name = f".{path.name}.{secrets.token_hex(6)}.partial"
+            try:
+                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+                partial = name
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise DbtoolError(f"cannot name the archive next to {path}")
+    try:
+        if not force:
+            try:  # a hard link never replaces: something that appeared at path meanwhile stays
+                os.link(partial, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                return
+            except FileExistsError:
+                raise UsageError(f"{path} appeared while dumping; nothing replaced, nothing written") from None
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):  # no hard links here
+                    raise
+        _check_out(dir_fd, path, force=force)
+        os.replace(partial, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    finally:
+        try:
+            os.unlink(partial, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+
+
+def backup(target: Target, *, out: Path | None = None, force: bool = False) -> Outcome:
+    """pg_dump -Fc of the whole database to `out` (default var/backups/<db>-<UTC time>.dump).
+
+    out must be new, or a regular file when force; its folder must exist (var/backups is created).
+    """
     started = time.monotonic()
+    if out is not None and not Path(out).parent.is_dir():
+        raise UsageError(f"no folder {Path(out).parent} for --out {out} (create it first)")
     dbname, major = _server(target)
     path = Path(out) if out else default_path(dbname)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")  # a failed dump never looks like a backup
+    if out is None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _os_error(f"cannot create {path.parent} (use --out FILE elsewhere)", exc) from None
+    pg_dump = tool("pg_dump", server_major=major)
     args, env = _libpq_args(target, dbname)
     try:
-        _run(target, [tool("pg_dump", server_major=major), "--format=custom", f"--file={partial}", *args],
-             env, "pg_dump")
-        partial.replace(path)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _os_error(f"cannot open the folder {path.parent}", exc) from None
+    try:
+        _check_out(dir_fd, path, force=force)
+        try:
+            fd, partial = _new_file(dir_fd, path)
+        except OSError as exc:
+            raise _os_error(f"cannot write in {path.parent}" + ("" if out else " (use --out FILE elsewhere)"),
+                            exc) from None
+        try:
+            # pg_dump writes to our descriptor: it never opens a path itself (a seekable file, so the
+            # archive still has its data offsets).
+            _run(target, [pg_dump, "--format=custom", *args], env, "pg_dump", stdout=fd)
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                _publish(fd, dir_fd, partial, path, force=force)
+                partial = None
+            except OSError as exc:
+                raise _os_error(f"cannot write {path}", exc) from None
+        finally:
+            os.close(fd)
+            if partial is not None:
+                try:
+                    os.unlink(partial, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    pass
     finally:
-        partial.unlink(missing_ok=True)
-    return Outcome(path, time.monotonic() - started, path.stat().st_size)
+        os.close(dir_fd)
+    return Outcome(path, time.monotonic() - started, size)
 
 
 def user_tables(target: Target, *, limit: int = 5) -> list[str]:

@@ -5,6 +5,7 @@ Exit codes: 0 clean, 1 drift or a failed check, 2 usage error, 3 cannot connect 
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -84,41 +85,85 @@ def status(database_url, modules, fmt, exit_code):
     return 1 if exit_code and any(not s.applied for s in states) else 0
 
 
-@cli.command(epilog="Example: dbtool rollback --module infra --all\n\n" + EPILOG)
+CASCADE_HELP = ("Also drop the objects outside the module that depend on it (views, foreign keys, tables "
+                "inheriting from its tables, ...); without it they are named and nothing is dropped.")
+
+
+@cli.command(epilog="""Examples:
+
+\b
+  dbtool rollback --module infra               (its latest migration)
+  dbtool rollback --module infra --all --yes   (every one, without asking)
+
+Asks you to type the module name (or "all") when it would drop tables, or roll back every
+module (no --module) or every migration (--all); without a terminal it refuses unless --yes.
+Objects outside the module that depend on what it drops are named, and the rollback refused,
+unless --cascade. It refuses when a newer applied migration is missing from disk.
+
+""" + EPILOG)
 @database_options
 @click.option("--all", "everything", is_flag=True, help="Roll back every applied migration, not only the latest.")
+@click.option("--cascade", is_flag=True, help=CASCADE_HELP)
+@click.option("--yes", is_flag=True, help="Do not ask (for scripts).")
 @lock_options
-def rollback(database_url, modules, everything, **timeouts):
-    """Roll back the latest migration of each module (or all with --all)."""
+def rollback(database_url, modules, everything, cascade, yes, **timeouts):
+    """Roll back the latest migration of each module (or all with --all); asks before dropping data."""
     from . import migrate as migrate_lib
 
+    every_module = not click.get_current_context().params.get("modules")
     target = target_for(database_url)
-    out = migrate_lib.rollback(target, modules, say=say, everything=everything, **timeouts)
+
+    def confirm(plan):
+        why = (["of every module"] if every_module else []) + (["of every migration (--all)"] if everything else [])
+        why += [f"drops {len(plan.tables)} table(s) and their rows"] if plan.tables else []
+        why += [f"drops {len(plan.outside)} object(s) outside the module"] if plan.outside else []
+        why += ["runs a rollback that cannot be tried first (not transactional)"] if plan.unpreviewed else []
+        if why:
+            _confirm_drop(plan, target, yes=yes, reason="; ".join(why))
+
+    out = migrate_lib.rollback(target, modules, say=say, everything=everything, cascade=cascade, confirm=confirm,
+                               **timeouts)
     say(f"{len(out.applied)} migration(s) rolled back" if out.applied else "nothing to roll back")
 
 
 @cli.command(epilog="""Example: dbtool reset --module planning
 
-Asks you to type the module name; without a terminal it refuses unless --yes.
+Asks you to type the module name; without a terminal it refuses unless --yes. Objects outside
+the module that depend on it are named, and nothing dropped, unless --cascade.
 """ + EPILOG)
 @database_url_option
 @click.option("--module", "-m", "module", required=True, metavar="M", help="The module to drop.")
+@click.option("--cascade", is_flag=True, help=CASCADE_HELP)
 @click.option("--yes", is_flag=True, help="Do not ask (for scripts).")
 @lock_options
-def reset(database_url, module, yes, **timeouts):
+def reset(database_url, module, cascade, yes, **timeouts):
     """Drop a module's schema and its migration records (asks first)."""
     from . import migrate as migrate_lib
 
     module = paths.check_modules([module])[0]
     target = target_for(database_url)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("reset drops data: refusing without a terminal to confirm (use --yes)")
-        typed = click.prompt(f"This drops schema {module} and all its data in {target.display()}.\n"
-                             f"Type the module name to confirm", default="", show_default=False)
-        if typed != module:
-            raise UsageError("confirmation did not match: nothing was dropped")
-    migrate_lib.reset(target, module, say=say, **timeouts)
+    migrate_lib.reset(target, module, say=say, cascade=cascade, **timeouts, confirm=lambda plan: _confirm_drop(
+        plan, target, yes=yes, reason=f"drops schema {module} and all its data"))
+
+
+def _confirm_drop(plan, target, *, yes: bool, reason: str) -> None:
+    """Type the module name (or "all") on a terminal; without one, refuse unless --yes."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{plan.command} {reason}: refusing without a terminal to confirm (use --yes)")
+    word = plan.modules[0] if len(plan.modules) == 1 else "all"
+    lines = [f"This {plan.command} in {target.display()}:"]
+    lines += [f"  rolls back {', '.join(plan.migrations)}"] if plan.migrations else []
+    lines += [f"  drops schema {plan.modules[0]} and all its data"] if plan.command == "reset" else []
+    lines += [f"  drops {len(plan.tables)} table(s) and every row in them: {', '.join(plan.tables)}"] if plan.tables \
+        else []
+    lines += [f"  also drops, outside the module: {', '.join(str(d) for d in plan.outside)}"] if plan.outside else []
+    lines += [f"  cannot tell beforehand what {', '.join(plan.unpreviewed)} drops"] if plan.unpreviewed else []
+    typed = click.prompt("\n".join(lines) + f"\nType {word} to confirm", default="", show_default=False, err=True)
+    if typed != word:
+        undone = "dropped" if plan.command == "reset" else "rolled back"
+        raise UsageError(f"confirmation did not match: nothing was {undone}")
 
 
 @cli.command(epilog="""Examples:
@@ -225,7 +270,9 @@ def main() -> None:
         say("aborted")
         sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        exc.show()
+        shown = io.StringIO()  # click echoes what it could not use, e.g. a URL given as an argument: masked
+        exc.show(file=shown)
+        sys.stderr.write(_mask(shown.getvalue()))
         sys.exit(EXIT_USAGE)
     except DbtoolError as exc:
         say(f"dbtool: {_mask(str(exc))}")

@@ -13,16 +13,26 @@ from .errors import EXIT_FINDINGS
 
 @click.command(epilog="Example: dbtool seed --module infra --clear\n\n" + EPILOG)
 @database_options
-@click.option("--clear", is_flag=True, help="Remove exactly the seed rows (and nothing else) instead of adding them.")
+@click.option("--clear", is_flag=True,
+              help="Remove the rows the seed inserted that still hold the seed's values, and nothing else.")
 def seed(database_url, modules, clear):
-    """Add the specifications' demo rows (idempotent), or remove them with --clear."""
+    """Add the specifications' demo rows (idempotent), or remove them with --clear.
+
+    The seed records each row it inserts (dbtool.seeded_row); --clear removes only those rows, and
+    only while they still hold every value the seed gave them and nothing references them, and says
+    per table what it removed and what it kept, and why.
+    """
     from . import seed as seed_lib
 
     target = target_for(database_url)
     with target.connect() as conn:
         for module in modules:
-            path = seed_lib.apply(conn, module, clear=clear)
-            say(f"{module:10} {'cleared' if clear else 'seeded'} ({path.relative_to(paths.root())})")
+            out = seed_lib.apply(conn, module, clear=clear)
+            say(f"{module:10} {'cleared' if clear else 'seeded'} ({out.path.relative_to(paths.root())})")
+            for table in out.cleared:
+                say(f"  {table.line()}")
+            if clear and not out.cleared:
+                say("  no row recorded as inserted by the seed here: nothing removed")
 
 
 @click.command(epilog="Example: dbtool stats --module crm --format json\n\n" + EPILOG)
@@ -62,26 +72,32 @@ def smoke(database_url, modules):
 
 @click.command("erase-user", epilog="""Example: dbtool erase-user --phone +5511999990000 --yes
 
-Deletes the user's rows in every chatbot table (and in the DuckDB analytics file when one is
-given or configured) in one PostgreSQL transaction, and prints how many rows per table.
+Deletes the user's rows in every chatbot table and in the DuckDB analytics file (--duckdb, else
+var/analytics.duckdb when it exists) in one PostgreSQL transaction, and prints how many rows per
+table and per store. A DuckDB file that cannot be opened (locked by another process, damaged) is a
+failure (exit 1) and nothing is erased anywhere; --no-duckdb skips DuckDB, saying so.
 
 """ + EPILOG)
 @database_url_option
 @click.option("--phone", required=True, help="The user's WhatsApp phone number.")
 @click.option("--duckdb", "duckdb_path", type=click.Path(exists=True, dir_okay=False), envvar="DBTOOL_DUCKDB_PATH",
-              show_envvar=True, help="Also erase from this existing DuckDB analytics file.")
+              show_envvar=True, help="The DuckDB analytics file to erase from [default: var/analytics.duckdb, "
+              "when it exists].")
+@click.option("--no-duckdb", is_flag=True, help="Leave the DuckDB analytics file alone (said on stderr).")
 @click.option("--yes", is_flag=True, help="Required: erasure cannot be undone.")
-def erase_user(database_url, phone, duckdb_path, yes):
+@click.pass_context
+def erase_user(ctx, database_url, phone, duckdb_path, no_duckdb, yes):
     """Erase one chatbot user's data on request (LGPD), PostgreSQL and DuckDB."""
-    from .analytics.db import connect as duck_connect
-    from .analytics.erase import duckdb_eraser
+    from .analytics.erase import duckdb_eraser, open_store
     from .errors import UsageError
     from .repo.chatbot import users
 
     if not yes:
         raise UsageError("erasure cannot be undone: add --yes")
+    if no_duckdb and ctx.get_parameter_source("duckdb_path") == click.core.ParameterSource.COMMANDLINE:
+        raise UsageError("give --duckdb or --no-duckdb, not both")
     target = target_for(database_url)
-    duck = duck_connect(duckdb_path, create=False) if duckdb_path else None  # never create an empty file
+    duck, store = open_store(duckdb_path, skip=no_duckdb)  # never creates a file; fails before erasing
     try:
         with target.connect() as conn:
             counts = users.erase(conn, phone_number=phone, erasers=[duckdb_eraser(duck)] if duck else [])
@@ -90,3 +106,6 @@ def erase_user(database_url, phone, duckdb_path, yes):
             duck.close()
     for table, n in counts.items():
         click.echo(f"{table:40} {n:>8} row(s) erased")
+    in_duck = sum(n for table, n in counts.items() if table.startswith("duckdb."))
+    say(f"PostgreSQL: {sum(counts.values()) - in_duck} row(s) erased")
+    say(f"{store}: {in_duck} row(s) erased" if duck is not None else store)

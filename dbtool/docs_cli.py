@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import EPILOG, database_url_option, say, target_for
+from .cli_common import EPILOG, SECONDS, database_url_option, say, target_for
 from .errors import EXIT_FINDINGS
 
 
@@ -22,7 +22,7 @@ missing database): waiting would not fix that, and the next command reports it. 
 
 """ + EPILOG)
 @database_url_option
-@click.option("--timeout", type=float, default=30, show_default=True, metavar="SECONDS",
+@click.option("--timeout", type=SECONDS, default=30, show_default=True, metavar="SECONDS",
               help="Give up (exit 3) after this many seconds.")
 @click.option("--login", is_flag=True, help="Wait until a login to the configured database succeeds.")
 def wait(database_url, timeout, login):
@@ -42,16 +42,21 @@ def wait(database_url, timeout, login):
   dbtool backup --out /backups/prod.dump
   make backup
 
+The archive (mode 0600) gets its name only when complete, and only where nothing was:
+--out refuses an existing file unless --force, and never writes through a symbolic link
+or to a device, a pipe or a folder. Its folder must exist.
+
 """ + EPILOG)
 @database_url_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Where to write the archive [default: var/backups/<dbname>-<UTC time>.dump].")
-def backup(database_url, out):
+@click.option("--force", is_flag=True, help="Replace an existing regular file at --out.")
+def backup(database_url, out, force):
     """Back up the whole database with pg_dump -Fc (custom format, for pg_restore)."""
     from . import backup as backup_lib
 
     target = target_for(database_url)
-    done = backup_lib.backup(target, out=out)
+    done = backup_lib.backup(target, out=out, force=force)
     say(f"backup written: {done.path} ({done.bytes / 1024:.0f} KiB in {done.seconds:.2f}s)")
     click.echo(str(done.path))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -21,7 +21,7 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
 
-from . import paths, progress
+from . import paths, progress, seed
 from .config import Target, first_line
 from .errors import MigrationError, RefusedError, UsageError
 from .fetch import fetch_one
@@ -183,8 +183,16 @@ def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float
     return Outcome(applied, time.monotonic() - started)
 
 
-def rollback(target: Target, modules: list[str], *, say: Say, everything: bool = False,
-             lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **timeouts) -> Outcome:
+def rollback(target: Target, modules: list[str], *, say: Say, everything: bool = False, cascade: bool = False,
+             confirm: Confirm | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **timeouts) -> Outcome:
+    """Roll back the latest migration of each module (every one with `everything`).
+
+    Under the lock, before anything changes: refuse when an applied migration newer than what would be
+    rolled back is missing from disk; try the whole rollback in a transaction that is rolled back, to
+    learn which tables it drops and which objects outside the modules go with them (refused unless
+    `cascade`); then `confirm(plan)`, which may raise to refuse. Each migration then rolls back in one
+    transaction that fails if it would drop an outside object the plan did not name.
+    """
     migrations = load(modules)
     started = time.monotonic()
     done = []
@@ -192,28 +200,50 @@ def rollback(target: Target, modules: list[str], *, say: Say, everything: bool =
         todo = list(backend.to_rollback(migrations))
         if not everything:
             todo = _latest_per_module(todo)
+        _refuse_missing_on_disk(backend, migrations, modules, todo, everything)
+        plan = _preview_rollback(backend, todo)
+        _refuse_outside(plan, cascade)
+        if confirm and todo:
+            confirm(plan)
+        allowed = {d.key for d in plan.outside}
         for m in todo:
             watch.check_held()
-            _run(backend.rollback_one, m, watch)
+            _run(lambda mig: _rollback_one(backend, mig, allowed), m, watch)
             done.append(m.id)
             say(f"rolled back {m.id}")
     return Outcome(done, time.monotonic() - started)
 
 
-def reset(target: Target, module: str, *, say: Say, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-          **timeouts) -> Outcome:
-    """Drop a module's schema and forget its migrations (yoyo's records and our checksums)."""
+def reset(target: Target, module: str, *, say: Say, cascade: bool = False, confirm: Confirm | None = None,
+          lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **timeouts) -> Outcome:
+    """Drop a module's schema and forget its migrations (yoyo's records and our checksums).
+
+    Objects outside the schema that depend on it (DROP SCHEMA ... CASCADE would drop them too) are
+    refused unless `cascade`; `confirm(plan)` is called, under the lock, before anything changes.
+    """
     ids = [m.id for m in load([module])]
     started = time.monotonic()
     with _locked_backend(target, "reset", lock_timeout, say, **timeouts) as (backend, _watch):
+        conn = backend.connection
+        plan = DropPlan("reset", [module], tables=[t.name for t in _module_tables(conn, [module])],
+                        outside=outside_dependents(conn, [module]))
+        _refuse_outside(plan, cascade)
+        if confirm:
+            confirm(plan)
+        allowed = {d.key for d in plan.outside}
         with backend.transaction():
-            conn = backend.connection
+            _refuse_unconfirmed(outside_dependents(conn, [module]), allowed, "reset")
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(module)))
-            conn.execute(sql.SQL("DELETE FROM {} WHERE migration_id = ANY(%s)").format(
-                sql.Identifier(backend.migration_table)), (ids,))
-            if conn.execute("SELECT to_regclass('dbtool.applied_file')").fetchone()[0]:
+            # The module's applied migrations missing from disk too: their schema is gone as well, and a
+            # record left behind would mark them applied when their file comes back.
+            forgotten = conn.execute(sql.SQL("DELETE FROM {} WHERE migration_id = ANY(%s) OR split_part("
+                                             "migration_id, '_', 1) = %s").format(
+                sql.Identifier(backend.migration_table)), (ids, module)).rowcount
+            if fetch_one(conn.execute("SELECT to_regclass('dbtool.applied_file')"))[0]:
                 conn.execute("DELETE FROM dbtool.applied_file WHERE module = %s", (module,))
-    say(f"reset {module}: schema dropped, {len(ids)} migration record(s) forgotten")
+            seed.forget_dropped(conn)
+    also = f"; also dropped {len(plan.outside)} object(s) outside it" if plan.outside else ""
+    say(f"reset {module}: schema dropped, {forgotten} migration record(s) forgotten{also}")
     return Outcome(ids, time.monotonic() - started)
 
 
@@ -224,6 +254,190 @@ def _latest_per_module(todo: list) -> list:
             seen.add(module_of(m))
             out.append(m)
     return out
+
+
+# -- what a rollback or reset drops ----------------------------------------------------------
+
+# Everything DROP SCHEMA ... CASCADE of these schemas drops (pg_depend, recursively: the dependents of each
+# dropped object, and the owner of an object that is internal to it: a view goes with its _RETURN rule),
+# outside them, leaving out what is part of another such object (its columns, indexes, constraints, row
+# type, TOAST table). TABLES_SQL lists the tables of the schemas: what a rollback drops with their rows.
+OUTSIDE_SQL = """
+WITH RECURSIVE doomed(classid, objid, objsubid) AS (
+    SELECT 'pg_namespace'::regclass::oid, n.oid, 0 FROM pg_namespace n WHERE n.nspname = ANY(%(schemas)s)
+  UNION
+    SELECT nxt.classid, nxt.objid, nxt.objsubid FROM doomed x CROSS JOIN LATERAL (
+        SELECT d.classid, d.objid, d.objsubid FROM pg_depend d
+        WHERE d.refclassid = x.classid AND d.refobjid = x.objid AND (x.objsubid = 0 OR d.refobjsubid = x.objsubid)
+        UNION ALL
+        SELECT d.refclassid, d.refobjid, d.refobjsubid FROM pg_depend d
+        WHERE d.classid = x.classid AND d.objid = x.objid AND (x.objsubid = 0 OR d.objsubid = x.objsubid)
+          AND d.deptype = 'i'
+    ) nxt
+)
+SELECT x.classid, x.objid, x.objsubid, i.type, i.identity
+FROM doomed x CROSS JOIN LATERAL pg_identify_object(x.classid, x.objid, x.objsubid) i
+WHERE x.classid <> 'pg_namespace'::regclass AND NOT coalesce(i.schema = ANY(%(schemas)s), false)
+  AND NOT (x.objsubid <> 0 AND EXISTS (SELECT 1 FROM doomed y
+           WHERE (y.classid, y.objid, y.objsubid) = (x.classid, x.objid, 0)))
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN doomed y ON (y.classid, y.objid) = (d.refclassid, d.refobjid)
+                  AND (y.objsubid = 0 OR y.objsubid = d.refobjsubid)
+                  WHERE (d.classid, d.objid, d.objsubid) = (x.classid, x.objid, x.objsubid) AND d.deptype IN ('i', 'a')
+                    AND (y.classid, y.objid, y.objsubid) <> (x.classid, x.objid, x.objsubid))
+ORDER BY i.type, i.identity
+"""
+
+TABLES_SQL = """
+SELECT 'pg_class'::regclass::oid, c.oid, 0, 'table', format('%%I.%%I', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p')
+ORDER BY 5
+"""
+
+# Which of these objects no longer exist (a dropped column stays in pg_attribute, marked dropped).
+VANISHED_SQL = """
+SELECT k.classid, k.objid, k.objsubid
+FROM unnest(%s::oid[], %s::oid[], %s::int[]) AS k(classid, objid, objsubid)
+WHERE (pg_identify_object(k.classid, k.objid, k.objsubid)).identity IS NULL
+   OR (k.classid = 'pg_class'::regclass AND k.objsubid <> 0 AND NOT EXISTS (
+       SELECT 1 FROM pg_attribute a WHERE a.attrelid = k.objid AND a.attnum = k.objsubid AND NOT a.attisdropped))
+"""
+
+
+@dataclass(frozen=True)
+class Dependent:
+    """An object a drop takes with it: key (classid, objid, objsubid), kind and name as PostgreSQL gives them."""
+
+    key: tuple[int, int, int]
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        rows = " (and its rows)" if self.kind in ("table", "materialized view") else ""
+        return f"{self.kind} {self.name}{rows}"
+
+
+@dataclass
+class DropPlan:
+    """What a rollback or reset is about to drop, for the refusal and the confirmation."""
+
+    command: str  # "rollback" or "reset"
+    modules: list[str]
+    migrations: list[str] = field(default_factory=list)  # rollback: the ids, in order
+    tables: list[str] = field(default_factory=list)  # tables of the modules it drops, with their rows
+    outside: list[Dependent] = field(default_factory=list)  # objects outside the modules it drops too
+    unpreviewed: list[str] = field(default_factory=list)  # non-transactional migrations: not tried first
+
+
+Confirm = Callable[[DropPlan], None]
+
+
+def outside_dependents(conn: psycopg.Connection, schemas: list[str]) -> list[Dependent]:
+    """What DROP SCHEMA ... CASCADE of `schemas` would drop outside them, from pg_depend."""
+    return [Dependent((c, o, s), kind, name)
+            for c, o, s, kind, name in conn.execute(OUTSIDE_SQL, {"schemas": schemas}).fetchall()]
+
+
+def _module_tables(conn: psycopg.Connection, schemas: list[str]) -> list[Dependent]:
+    return [Dependent((c, o, s), kind, name)
+            for c, o, s, kind, name in conn.execute(TABLES_SQL, {"schemas": schemas}).fetchall()]
+
+
+def _vanished(conn: psycopg.Connection, objects: list[Dependent]) -> set[tuple[int, int, int]]:
+    if not objects:
+        return set()
+    cols = list(zip(*(d.key for d in objects)))
+    return {tuple(r) for r in conn.execute(VANISHED_SQL, [list(c) for c in cols]).fetchall()}
+
+
+def _listed(objects: list, limit: int = 10) -> str:
+    shown = ", ".join(str(o) for o in objects[:limit])
+    return shown + (f" and {len(objects) - limit} more" if len(objects) > limit else "")
+
+
+def _refuse_outside(plan: DropPlan, cascade: bool) -> None:
+    if plan.outside and not cascade:
+        would = "may" if plan.unpreviewed else "would"
+        one = len(plan.modules) == 1
+        raise UsageError(f"{plan.command} of {', '.join(plan.modules)} {would} also drop {len(plan.outside)} "
+                         f"object(s) outside {'the module' if one else 'these modules'} that depend on "
+                         f"{'it' if one else 'them'}: {_listed(plan.outside)}; nothing was dropped "
+                         "(add --cascade to drop them too)")
+
+
+def _refuse_unconfirmed(dropping: list[Dependent], allowed: set, command: str) -> None:
+    new = [d for d in dropping if d.key not in allowed]
+    if new:
+        raise UsageError(f"{command} would now also drop {_listed(new)} (created since it was listed); "
+                         "nothing was dropped: run it again")
+
+
+def _refuse_missing_on_disk(backend, migrations, modules: list[str], todo: list, everything: bool) -> None:
+    """yoyo rolls back the newest migration it has a file for: with a newer one applied but missing from
+    disk it would undo the wrong one (planning_0001's DROP SCHEMA under a planning_0003 it cannot see)."""
+    conn = backend.connection
+    applied = dict(conn.execute(sql.SQL("SELECT migration_id, applied_at_utc FROM {}").format(
+        sql.Identifier(backend.migration_table))).fetchall())
+    module_by_file: dict[str, str] = {}
+    if fetch_one(conn.execute("SELECT to_regclass('dbtool.applied_file')"))[0]:
+        module_by_file = dict(conn.execute("SELECT DISTINCT migration_id, module FROM dbtool.applied_file").fetchall())
+    on_disk = {m.id for m in migrations}
+    for module in modules:
+        missing = {mid: when for mid, when in applied.items()
+                   if module_by_file.get(mid, mid.split("_", 1)[0]) == module and mid not in on_disk}
+        picks = [m.id for m in todo if module_of(m) == module]
+        if missing and picks and not everything:  # only one newer than what would be rolled back matters
+            missing = {mid: when for mid, when in missing.items() if when >= applied[picks[0]]}
+        if missing:
+            names = ", ".join(sorted(missing, key=lambda mid: missing[mid], reverse=True))
+            under = f"rolling back {picks[0]} under it" if picks else "rolling back"
+            raise MigrationError(f"cannot roll back {module}: migration {names} is applied to this database but "
+                                 f"not on disk (migrations/{module}/), so its rollback is unknown and {under} "
+                                 "could destroy what it built; nothing was rolled back (restore the file first)")
+
+
+def _preview_rollback(backend, todo: list) -> DropPlan:
+    """Run the rollback in a transaction that is rolled back: what does it drop?"""
+    modules = sorted({module_of(m) for m in todo})
+    plan = DropPlan("rollback", modules, [m.id for m in todo])
+    if not todo:
+        return plan
+    with backend.copy() as sim, sim.transaction(rollback_on_exit=True):
+        conn = sim.connection
+        outside, tables = outside_dependents(conn, modules), _module_tables(conn, modules)
+        for m in todo:
+            if not m.use_transactions:  # cannot run inside a transaction block: not tried
+                plan.unpreviewed.append(m.id)
+                continue
+            try:
+                m.process_steps(sim, "rollback")
+            except psycopg.Error as exc:
+                raise MigrationError(f"rollback of {m.id} failed: {first_line(exc)}; nothing was rolled back",
+                                     sqlstate=exc.sqlstate) from None
+        gone = _vanished(conn, outside + tables)
+    plan.tables = [t.name for t in tables if t.key in gone]
+    plan.outside = outside if plan.unpreviewed else [d for d in outside if d.key in gone]
+    return plan
+
+
+def _rollback_one(backend, migration, allowed: set) -> None:
+    """yoyo's rollback_one, with a check inside the migration's transaction: an object outside the module
+    that the plan did not name (created since) is not dropped; the seed's records of dropped tables go."""
+    backend.ensure_internal_schema_updated()
+    schemas = [module_of(migration)]
+    with backend.copy() as mb:
+        if migration.use_transactions:
+            with mb.transaction():
+                before = outside_dependents(mb.connection, schemas)
+                migration.process_steps(mb, "rollback")
+                gone = _vanished(mb.connection, before)
+                _refuse_unconfirmed([d for d in before if d.key in gone], allowed, "rollback")
+                seed.forget_dropped(mb.connection)
+        else:
+            migration.process_steps(mb, "rollback")
+    backend.log_migration(migration, "rollback")
+    with backend.transaction():
+        backend.unmark_one(migration, log=False)
 
 
 def _run(fn, migration, watch: BlockerWatch) -> None:

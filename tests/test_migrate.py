@@ -92,7 +92,7 @@ def test_database_built_by_psql_is_adopted_by_migrate_without_baseline(empty_url
 
 
 def test_rollback_all_leaves_no_object_behind(db_url):
-    out = run_dbtool("rollback", "--all", "--database-url", db_url)
+    out = run_dbtool("rollback", "--all", "--yes", "--database-url", db_url)  # drops data: asks, unless --yes
     assert out.returncode == 0, out.stderr
     catalog = catalog_of(db_url, modules())
     assert all(not objects for objects in catalog.by_kind.values()), catalog
@@ -105,7 +105,7 @@ def test_rollback_without_all_undoes_the_latest_migration_of_the_module(db_url):
     infra = [m.id for m in migrate_lib.load(["infra"])]
     assert infra[:2] == ["infra_0001_initial", "infra_0002_privileges"]
     for latest in reversed(infra):  # one migration per run, newest first; other modules untouched
-        out = run_dbtool("rollback", "--module", "infra", "--database-url", db_url)
+        out = run_dbtool("rollback", "--module", "infra", "--yes", "--database-url", db_url)
         assert out.returncode == 0, out.stderr
         assert f"rolled back {latest}" in out.stderr
         got = tables(db_url)
