@@ -6,6 +6,7 @@ Nothing here imports psycopg, yoyo or duckdb: `dbtool --help` costs python + cli
 from __future__ import annotations
 
 import functools
+import math
 from typing import TYPE_CHECKING, Any, Callable
 
 import click
@@ -78,13 +79,59 @@ def target_for(database_url: str | None) -> Target:
     return target
 
 
+class Number(click.ParamType):
+    """A finite number of `unit`, at least `minimum` (above it with above=True), at most `maximum`.
+
+    click's float (and FloatRange: nan compares false with its bounds) takes nan and inf, which
+    then wait forever: here they, and negatives, are refused when the command line is parsed (exit 2).
+    """
+
+    def __init__(self, unit: str = "seconds", *, minimum: float = 0, above: bool = False,
+                 maximum: float | None = None):
+        self.name = unit
+        self.unit, self.minimum, self.above, self.maximum = unit, minimum, above, maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            try:
+                number = float(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a number of {self.unit}", param, ctx)
+        low = "more than" if self.above else "at least"
+        if not math.isfinite(number) or number < self.minimum or (self.above and number == self.minimum):
+            self.fail(f"{value!r}: give a finite number of {self.unit}, {low} {self.minimum:g}", param, ctx)
+        if self.maximum is not None and number > self.maximum:
+            self.fail(f"{value!r}: give at most {self.maximum:g} {self.unit}", param, ctx)
+        return number
+
+
+class Duration(click.ParamType):
+    """A PostgreSQL time setting as the server takes it in `-c name=value`: 500ms, 10s, 5min (no space)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from .migration_steps import duration_problem  # the rule sql/ file directives follow too
+
+        text = str(value)
+        if problem := duration_problem(text):
+            self.fail(f"{text!r}: {problem}", param, ctx)
+        return text
+
+
+SECONDS = Number("seconds")
+
+
 def lock_options(fn: Callable) -> Callable:
     """Timeouts of commands that change the database."""
-    fn = click.option("--statement-timeout", default=settings.DEFAULT_STATEMENT_TIMEOUT, show_default=True,
-                      metavar="DURATION", help="Longest a migration statement may run (a file may override).")(fn)
-    fn = click.option("--ddl-lock-timeout", default=settings.DEFAULT_DDL_LOCK_TIMEOUT, show_default=True,
-                      metavar="DURATION",
+    fn = click.option("--statement-timeout", type=Duration(), default=settings.DEFAULT_STATEMENT_TIMEOUT,
+                      show_default=True, metavar="DURATION",
+                      help="Longest a migration statement may run (a file may override).")(fn)
+    fn = click.option("--ddl-lock-timeout", type=Duration(), default=settings.DEFAULT_DDL_LOCK_TIMEOUT,
+                      show_default=True, metavar="DURATION",
                       help="Longest a migration waits for a table lock (a file may override).")(fn)
-    fn = click.option("--lock-timeout", type=float, default=settings.DEFAULT_LOCK_TIMEOUT, show_default=True,
+    fn = click.option("--lock-timeout", type=SECONDS, default=settings.DEFAULT_LOCK_TIMEOUT, show_default=True,
                       metavar="SECONDS", help="Seconds to wait for another dbtool run holding the migration lock.")(fn)
     return fn

@@ -4,6 +4,12 @@ Used by `make migrate` when no database is configured (data under var/pg, git-ig
 and by the test suite (on /dev/shm). It listens on a Unix socket only, so it never
 competes for a TCP port. initdb and postgres refuse to run as root: as root the
 cluster is owned by, and run as, the `postgres` user through runuser.
+
+Private to whoever runs it: the data and socket folders are 0700 (owned by postgres as
+root) and the socket 0700, so no other local user reaches the server. Local connections
+are then trusted: only the owner (and root, who may read the data files anyway) can make
+one. Peer authentication would refuse root connecting as `postgres`, which is how dbtool
+and the test suite reach a cluster started as root. TCP is off, and refused in pg_hba.conf.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 from . import paths, settings
@@ -57,6 +64,33 @@ def _refuse_foreign(path: Path) -> None:
         raise DbtoolError(f"{path} belongs to uid {st.st_uid}: refusing to use it for the local cluster")
 
 
+def _make_private(path: Path, say: Callable[[str], None]) -> None:
+    """Only the cluster's owner may enter the folder (0700, owned by postgres as root).
+
+    The socket lives in such a folder, so no other local user reaches the server, whatever
+    pg_hba.conf says (root does, as root reaches everything). A folder made by an older dbtool
+    (0755) is tightened here, and we say so. Changed through a descriptor opened without
+    following symlinks, so a folder swapped for a link in between is never touched.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if os.geteuid() == 0:
+            pg = pwd.getpwnam("postgres")
+            os.fchown(fd, pg.pw_uid, pg.pw_gid)
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)
+            if st.st_mode & 0o077:
+                say(f"local cluster: {path} was open to other local users (mode {stat.S_IMODE(st.st_mode):o}); "
+                    "made it private (700)")
+    finally:
+        os.close(fd)
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def _run_as() -> list[str]:
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
@@ -87,14 +121,15 @@ class Cluster:
             raise DbtoolError(f"{Path(args[0]).name} failed: {detail[-1] if detail else proc.returncode}")
         return proc
 
-    def _prepare_dirs(self) -> None:
+    def _prepare_dirs(self, say: Callable[[str], None]) -> None:
         for d in {self.base, self.sockdir}:
-            d.mkdir(parents=True, exist_ok=True)
+            d.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                d.mkdir(mode=0o700)
+            except FileExistsError:  # ours from an earlier run, or planted: checked next
+                pass
             _refuse_foreign(d)
-            if os.geteuid() == 0:
-                pg = pwd.getpwnam("postgres")
-                os.chown(d, pg.pw_uid, pg.pw_gid)
-                os.chmod(d, 0o700)
+            _make_private(d, say)
         if os.geteuid() == 0 and self._cmd("test", "-w", str(self.base), check=False).returncode != 0:
             raise DbtoolError(
                 f"user postgres cannot write {self.base} (a parent folder is private); "
@@ -134,15 +169,17 @@ class Cluster:
         finally:
             os.close(fd)
 
-    def ensure_running(self) -> "Cluster":
+    def ensure_running(self, say: Callable[[str], None] = _to_stderr) -> "Cluster":
         with self._lock():
-            self._prepare_dirs()
+            self._prepare_dirs(say)
             if not self.initialised():
-                self._cmd(str(self.bindir() / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                self._cmd(str(self.bindir() / "initdb"), "-D", str(self.data), "-U", "postgres",
+                          "--auth-local=trust", "--auth-host=reject",  # private socket folder: see _make_private
                           "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
             if not self.running():
                 # pg_ctl hands -o to a shell: quote what may hold spaces.
                 opts = " ".join([f"-k {shlex.quote(str(self.sockdir))}", "-c listen_addresses=''", f"-p {self.port}",
+                                 "-c unix_socket_permissions=0700",  # the owner only, also in an older cluster
                                  *(f"-c {shlex.quote(s)}" for s in self.settings)])
                 log = self.base / "server.log"
                 started = self._cmd(str(self.bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),

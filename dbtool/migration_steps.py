@@ -84,8 +84,28 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-DIRECTIVE = re.compile(r"^--\s*(transactional|lock_timeout|statement_timeout)\s*:\s*(\S+)\s*$", re.I)
-TIMEOUT_VALUE = re.compile(r"^\d+\s*(ms|s|min|h|d)?$")
+# A comment line that is, or looks meant to be, a directive (`-- Lock-Timeout : 30s` too): its value is checked.
+DIRECTIVE = re.compile(r"^--\s*(transactional|lock[-_ ]?timeout|statement[-_ ]?timeout)\s*:(.*)$", re.I)
+# A time setting as PostgreSQL takes it in `-c lock_timeout=...`: a number and a unit (case-sensitive),
+# no space (a space would end the -c option).
+TIMEOUT_VALUE = re.compile(r"^(\d+(?:\.\d+)?)(us|ms|s|min|h|d)?$")
+_MS_PER_UNIT = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1}
+TIMEOUT_MAX_MS = 2**31 - 1  # lock_timeout and statement_timeout are int milliseconds
+
+
+def duration_problem(value: str) -> str | None:
+    """Why `value` is not a lock_timeout / statement_timeout PostgreSQL accepts; None when it is."""
+    m = TIMEOUT_VALUE.match(value)
+    if not m:
+        return "give a duration such as 500ms, 10s, 5min, 1h (a number, then us, ms, s, min, h or d; no space)"
+    ms = float(m.group(1)) * _MS_PER_UNIT[m.group(2)]
+    if ms > TIMEOUT_MAX_MS:
+        return f"give at most {TIMEOUT_MAX_MS}ms (about 24 days; 0 means no limit)"
+    if 0 < ms <= 0.5:  # the server rounds to whole milliseconds: 0, no limit at all
+        return "give at least 1ms (less rounds to 0, which means no limit)"
+    return None
+
+
 CONCURRENT_INDEX = re.compile(
     r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)\s+ON\s+(?:ONLY\s+)?(\w+)\.",
     re.I)
@@ -103,31 +123,51 @@ class SqlFile:
         return self.directives.get("transactional", "true").lower() != "false"
 
 
-def read_directives(text: str) -> dict[str, str]:
-    """yoyo-style directives in the leading comment block (`-- lock_timeout: 30s`)."""
-    found = {}
-    for line in text.splitlines():
-        if not line.strip():
+def read_directives(text: str, where: str = "<sql>", migration_id: str = "?") -> dict[str, str]:
+    """yoyo-style directives in the leading comment block (`-- lock_timeout: 30s`).
+
+    A bad one is refused in one line naming the file and line (MigrationError), never ignored:
+    a value PostgreSQL would not take, a misspelt name, one given twice, or one below the first
+    statement (where it would have no effect).
+    """
+    found: dict[str, str] = {}
+    in_header = True
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("--"):
+            in_header = False
+        m = DIRECTIVE.match(stripped)
+        if not m:
             continue
-        if not line.lstrip().startswith("--"):
-            break
-        if m := DIRECTIVE.match(line.strip()):
-            found[m.group(1).lower()] = m.group(2)
+        given, value = m.group(1), m.group(2).strip()
+        key = re.sub(r"[-_ ]?timeout$", "_timeout", given.lower())
+        why: str | None
+        if not in_header:
+            why = "directives go in the comments above the first statement (here it would be ignored)"
+        elif given.lower() != key:
+            why = f"write '-- {key}:'"
+        elif key in found:
+            why = f"{key} is already given above"
+        elif key == "transactional":
+            why = None if value.lower() in ("true", "false") else "give true or false"
+        else:
+            why = duration_problem(value)
+        if why:
+            raise MigrationError(f"{where}:{number}: bad directive '-- {given}: {value}': {why} "
+                                 f"(migration {migration_id}; nothing was applied)")
+        found[key] = value
     return found
 
 
 def load_file(path: Path, migration_id: str) -> SqlFile:
     data, text = read_sql(path, migration_id)
     stmts = split_statements(text)
-    directives = read_directives(text)
     where_ = f"{_rel(path)}"
+    directives = read_directives(text, where_, migration_id)
     if stmts and not stmts[-1].text.rstrip().endswith(";"):
         last_line = stmts[-1].line + stmts[-1].text.count("\n")
         raise MigrationError(f"{where_}:{last_line}: the file ends inside a statement (no closing ';'; "
                              f"truncated?) (migration {migration_id}; nothing was applied)")
-    for key in ("lock_timeout", "statement_timeout"):
-        if key in directives and not TIMEOUT_VALUE.match(directives[key]):
-            raise MigrationError(f"{where_}: bad {key} directive {directives[key]!r} (e.g. 30s, 5min)")
     if directives.get("transactional", "true").lower() == "false" and len(stmts) != 1:
         raise MigrationError(f"{where_}: a '-- transactional: false' file holds exactly one statement, "
                              f"found {len(stmts)} (migration {migration_id})")
@@ -199,7 +239,7 @@ class ApplyFiles:
 class Rollback:
     """A yoyo rollback step: run SQL, then forget the migration's file checksums."""
 
-    def __init__(self, migration_file: str, sql_text: str):
+    def __init__(self, migration_file: str, sql_text: str | sql.Composed):
         self.migration_id = Path(migration_file).stem
         self.sql_text = sql_text
 
@@ -214,5 +254,21 @@ def apply_files(migration_file: str, *files: str) -> ApplyFiles:
     return ApplyFiles(migration_file, files)
 
 
-def rollback_sql(migration_file: str, sql_text: str) -> Rollback:
+def rollback_sql(migration_file: str, sql_text: str | sql.Composed) -> Rollback:
     return Rollback(migration_file, sql_text)
+
+
+def module_privileges_rollback(module: str) -> sql.Composed:
+    """Undo sql/<module>/NNN_privileges.sql: revoke what it granted and give PUBLIC back PostgreSQL's
+    default EXECUTE on the module's functions. The cluster-global roles stay (other databases use them)."""
+    ids = {"schema": sql.Identifier(module), "rw": sql.Identifier(f"{module}_rw"),
+           "ro": sql.Identifier(f"{module}_ro")}
+    return sql.SQL("""
+REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {rw}, {ro};
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM {rw}, {ro};
+REVOKE ALL ON ALL ROUTINES IN SCHEMA {schema} FROM {rw}, {ro};
+REVOKE ALL ON SCHEMA {schema} FROM {rw}, {ro};
+ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} REVOKE ALL ON TABLES FROM {rw}, {ro};
+ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} REVOKE ALL ON SEQUENCES FROM {rw}, {ro};
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA {schema} TO PUBLIC;
+""").format(**ids)

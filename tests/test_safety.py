@@ -412,7 +412,8 @@ def test_malformed_url_is_a_usage_error_that_hides_the_password():
     assert SECRET not in out.stderr
 
 
-@pytest.mark.parametrize("args", [("status",), ("stats",), ("analytics", "sync", "--path", "{tmp}/a.duckdb"),
+@pytest.mark.parametrize("args", [("status",), ("stats",),
+                                  ("analytics", "sync", "--create", "--path", "{tmp}/a.duckdb"),
                                   ("seed", "--module", "planning"), ("validate", "--from-sql")])
 def test_role_without_privileges_gets_one_line_not_a_traceback(db_url, args, tmp_path):
     with psycopg.connect(db_url, autocommit=True) as conn:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .. import progress
-from ..cli_common import EPILOG, database_url_option, say, setting_option, target_for
+from ..cli_common import EPILOG, SECONDS, Number, database_url_option, say, setting_option, target_for
 from ..errors import UsageError
 
 # duckdb (and numpy) are imported inside the commands: `dbtool --help` does not pay for them.
@@ -40,29 +40,39 @@ def init(path):
     target, applied = db.init(path)
     say(f"duckdb: {target}: {len(applied.files)} file(s) applied, {applied.new_objects} new table(s)/index(es)")
 
-@analytics.command(epilog="Example: dbtool analytics sync --database-url postgresql://app@db/chatbot\n\n" + EPILOG)
+@analytics.command(epilog="""Example: dbtool analytics sync --database-url postgresql://app@db/chatbot
+
+Refuses a missing DuckDB file (a mistyped --path would copy everything into a new one) unless
+--create; `dbtool analytics init` (run by `make migrate`) creates the default one. Rows deleted
+in PostgreSQL are deleted from DuckDB too. Nothing is written to disk but the DuckDB file.
+
+""" + EPILOG)
 @database_url_option
 @path_option
-@click.option("--overlap-minutes", type=float, default=10, show_default=True,
-              help="Re-read sessions updated this long before the last watermark (late commits).")
-@click.option("--wait", type=float, default=30, show_default=True,
+@click.option("--create", is_flag=True, help="Create the DuckDB file if it does not exist.")
+@click.option("--overlap-minutes", type=Number("minutes", maximum=10**9), metavar="FLOAT", default=10,
+              show_default=True, help="Re-read sessions updated this long before the last watermark (late commits).")
+@click.option("--wait", type=SECONDS, metavar="FLOAT", default=30, show_default=True,
               help="Seconds to wait for writers open at the snapshot before giving up.")
 @setting_option("DBTOOL_PROGRESS", "--progress/--no-progress", default=None, show_default="on a terminal")
-def sync(database_url, path, overlap_minutes, wait):
+def sync(database_url, path, create, overlap_minutes, wait):
     """Copy new chatbot messages and changed sessions from PostgreSQL (incremental, all or nothing)."""
     from . import db
     from .sync import sync as sync_lib
 
+    file = Path(path) if path else db.default_path()
+    if not create and not file.is_file():
+        raise UsageError(f"no DuckDB file at {file}; run `dbtool analytics init` first, or add --create")
     target = target_for(database_url)
-    bar = progress.Progress("sync", total=3)  # a live line per step on a terminal only
-    labels = iter(["sessions", "watermark"])
+    bar = progress.Progress("sync", total=4)  # a live line per step on a terminal only
+    labels = iter(["sessions", "deletions (key sets only)", "watermark"])
 
     def on_step(_done: str) -> None:
         bar.done_step()
         if (label := next(labels, None)) is not None:
             bar.step(label)
 
-    with target.connect(application_name="dbtool analytics sync") as pg, db.connect(path) as duck:
+    with target.connect(application_name="dbtool analytics sync") as pg, db.connect(file, create=create) as duck:
         db.apply_schema(duck)  # a first sync needs no separate init
         bar.step("messages (read PostgreSQL, load DuckDB)")
         try:
@@ -70,8 +80,8 @@ def sync(database_url, path, overlap_minutes, wait):
         except BaseException:
             bar.abort()
             raise
-    say(f"{out.messages} message(s) and {out.sessions} session(s) copied up to message id "
-        f"{out.last_message_id} in {out.seconds:.2f}s")
+    say(f"{out.messages} message(s) and {out.sessions} session(s) copied, {out.removed} row(s) removed "
+        f"(gone from PostgreSQL) up to message id {out.last_message_id} in {out.seconds:.2f}s")
 
 @analytics.command(epilog="Example: dbtool analytics search --like 42 -k 5 --format json\n\n" + EPILOG)
 @path_option

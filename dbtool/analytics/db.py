@@ -6,6 +6,7 @@ run inside BEGIN ... COMMIT and rolled back on the first error: a file that fail
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +42,25 @@ def duckdb_sql_dir() -> Path:
 
 def connect(path: str | Path | None = None, *, read_only: bool = False,
             create: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open the DuckDB file; read_only or create=False refuse a missing file instead of creating it."""
+    """Open the DuckDB file; read_only or create=False refuse a missing file instead of creating it.
+
+    A file created here is made private (0600): it holds personal data (phone numbers, messages).
+    """
     target = Path(path) if path else default_path()
     if (read_only or not create) and not target.is_file():
         raise UsageError(f"no DuckDB file at {target}; run `dbtool analytics init` first")
-    if not read_only:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    new = not read_only and not os.path.lexists(target)
     try:
-        return duckdb.connect(str(target), read_only=read_only)
+        if new:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        umask = os.umask(0o077) if new else None  # created 0600, never readable by others for a moment
+        try:
+            return duckdb.connect(str(target), read_only=read_only)
+        finally:
+            if umask is not None:
+                os.umask(umask)
+    except OSError as exc:
+        raise AnalyticsError(f"cannot create DuckDB file {target}: {exc.strerror or exc}") from None
     except duckdb.Error as exc:
         raise AnalyticsError(f"cannot open DuckDB file {target}: {first_line(exc)}") from None
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 
-from .db import duck_error
+from .db import connect, default_path, duck_error
 from .embeddings import bump_version
 
 if TYPE_CHECKING:
@@ -38,6 +39,21 @@ def erase_phone(duck_conn: duckdb.DuckDBPyConnection, phone_number: str) -> dict
     except duckdb.Error as exc:
         raise duck_error("DuckDB erasure failed, nothing erased", exc) from None
     return counts
+
+
+def open_store(path: str | Path | None, *, skip: bool = False) -> tuple[duckdb.DuckDBPyConnection | None, str]:
+    """The DuckDB analytics file an erasure must reach, open, and a line saying which (or why none).
+
+    path None means the configured one (DBTOOL_DUCKDB_PATH, else var/analytics.duckdb): erased when it
+    exists, since every sync copied the user's rows there. A file that exists but cannot be opened (locked
+    by another process, damaged) is an AnalyticsError, raised before anything is erased anywhere.
+    """
+    target = Path(path) if path else default_path()
+    if skip:
+        return None, f"DuckDB: not erased (--no-duckdb); rows synced to {target} stay there"
+    if not target.exists() and not target.is_symlink():
+        return None, f"DuckDB: no DuckDB analytics file at {target}, nothing to erase there"
+    return connect(target, create=False), f"DuckDB: {target}"
 
 
 def duckdb_eraser(duck_conn: duckdb.DuckDBPyConnection) -> Eraser:

@@ -1,8 +1,10 @@
 """Incremental copy of the chatbot's messages and sessions from PostgreSQL into DuckDB.
 
 No DuckDB postgres extension (not available offline, none built for DuckDB 2.0): PostgreSQL streams
-`COPY (SELECT ...) TO STDOUT (FORMAT csv)` into temporary files, DuckDB reads them with read_csv in one
-set-based INSERT each. Rows never pass through Python one by one.
+`COPY (SELECT ...) TO STDOUT (FORMAT csv)` into a pipe, which DuckDB reads with read_csv (/dev/fd/N) in
+one set-based INSERT each, while a thread pumps the COPY into it. Rows never pass through Python one by
+one, and never touch the disk: the chatbot's messages and phone numbers are personal data, and a temporary
+file would outlive a killed sync. Memory stays at a pipe's worth.
 
 Watermarks (table analytics_sync_state), updated in the same DuckDB transaction as the rows, so a run
 interrupted anywhere leaves DuckDB as it was and the next run copies the same rows again:
@@ -21,6 +23,11 @@ interrupted anywhere leaves DuckDB as it was and the next run copies the same ro
   late; each run re-reads sessions updated since (watermark - overlap) plus the sessions of the new
   messages, and writes only the rows that are new or differ from DuckDB's (so an unchanged session is
   not counted or rewritten).
+- deletions: rows deleted in PostgreSQL (by anything, not only erase-user) leave DuckDB too. Each run reads
+  the key sets of chatbot.messages (ids up to the horizon) and chatbot.sessions (ids only), from the same
+  snapshot, and deletes from message_history, message_embeddings (up to the horizon: the application may
+  add embeddings of newer messages) and conversation_context what PostgreSQL no longer has. Every row
+  DuckDB holds came from an earlier snapshot, so a key missing from this one was deleted.
 conversation_context.summary and key_entities are derived from the session's messages up to the horizon
 (PostgreSQL has no summary column): "N messages (U from the user); intents: a, b" and the latest value
 of each entity key the NLP service extracted.
@@ -28,18 +35,20 @@ of each entity key the NLP service extracted.
 
 from __future__ import annotations
 
-import tempfile
+import os
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import duckdb
 import psycopg
 
 from ..fetch import fetch_one
 from .db import AnalyticsError, duck_error, first_line
+from .embeddings import bump_version
 
 DEFAULT_OVERLAP = timedelta(minutes=10)
 DEFAULT_WAIT = 30.0  # seconds to wait for writers that were open at the snapshot
@@ -84,6 +93,10 @@ SESSIONS_COPY = """
         LEFT JOIN ke ON ke.session_id = s.id
     ) TO STDOUT (FORMAT csv)"""
 
+# The key sets that tell what was deleted in PostgreSQL (ids only: cheap).
+MESSAGE_IDS_COPY = "COPY (SELECT id FROM chatbot.messages WHERE id <= %(upto)s) TO STDOUT (FORMAT csv)"
+SESSION_KEYS_COPY = "COPY (SELECT session_id FROM chatbot.sessions) TO STDOUT (FORMAT csv)"
+
 MESSAGE_COLUMNS = {
     "id": "BIGINT", "message_id": "VARCHAR", "session_id": "VARCHAR", "phone_number": "VARCHAR",
     "role": "VARCHAR", "content": "VARCHAR", "intent": "VARCHAR", "sentiment": "VARCHAR",
@@ -92,6 +105,8 @@ CONTEXT_COLUMNS = {
     "session_id": "VARCHAR", "phone_number": "VARCHAR", "turn_id": "INTEGER", "summary": "VARCHAR",
     "key_entities": "JSON", "user_profile": "JSON", "state": "VARCHAR", "qualification_score": "DECIMAL(5,2)",
     "created_at": "TIMESTAMPTZ", "source_updated_at": "TIMESTAMPTZ"}
+MESSAGE_ID_COLUMNS = {"id": "BIGINT"}
+SESSION_KEY_COLUMNS = {"session_id": "VARCHAR"}
 
 
 @dataclass(frozen=True)
@@ -101,9 +116,10 @@ class SyncResult:
     last_message_id: int
     bytes_copied: int
     seconds: float
+    removed: int = 0     # rows deleted from DuckDB because PostgreSQL no longer has them
 
 
-def _read_csv(path: Path, columns: dict[str, str]) -> str:
+def _read_csv(columns: dict[str, str]) -> str:
     """A read_csv call for PostgreSQL's CSV: NULL is an empty unquoted field, "" an empty string."""
     spec = ", ".join(f"'{name}': '{typ}'" for name, typ in columns.items())  # our constants, not values
     return (f"read_csv(?, header = false, auto_detect = false, columns = {{{spec}}}, "
@@ -148,13 +164,57 @@ def _wait_for_horizon(pg: psycopg.Connection, *, wait: float) -> int:
         time.sleep(0.05)
 
 
-def _copy_to(pg: psycopg.Connection, query: str, params: Mapping[str, object], path: Path) -> int:
-    size = 0
-    with pg.cursor() as cur, cur.copy(query, params) as copy, open(path, "wb") as out:
-        for block in copy:  # blocks of CSV as PostgreSQL sends them, not rows
-            out.write(block)
-            size += len(block)
-    return size
+class _ReaderGone(Exception):
+    """DuckDB stopped reading the pipe (it failed): the COPY is cancelled."""
+
+
+Feed = Callable[[str], AbstractContextManager[str]]  # query -> the path DuckDB reads its rows from
+
+
+@contextmanager
+def _streamed(pg: psycopg.Connection, query: str, params: Mapping[str, object], sent: list[int]) -> Iterator[str]:
+    """A path DuckDB's read_csv can read the rows of `query` from: a pipe that a thread fills with the COPY's
+    blocks as PostgreSQL sends them. Nothing is written to disk.
+
+    A PostgreSQL failure ends the pipe early and is raised here (even when DuckDB then fails on the truncated
+    input: the cause comes first); a DuckDB failure closes the pipe, which stops and cancels the COPY.
+    """
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+    reader_gone = threading.Event()  # then whatever psycopg raises while cancelling is not a failure of its own
+
+    def pump() -> None:
+        try:
+            with pg.cursor() as cur, cur.copy(query, params) as copy:
+                for block in copy:  # blocks of CSV, not rows
+                    view = memoryview(block)
+                    while view:
+                        try:
+                            view = view[os.write(write_fd, view):]
+                        except BrokenPipeError:
+                            reader_gone.set()
+                            raise _ReaderGone from None
+                    sent[0] += len(block)
+        except BaseException as exc:  # handed to the main thread
+            if not reader_gone.is_set():
+                failure.append(exc)
+        finally:
+            os.close(write_fd)  # end of input for DuckDB
+
+    thread = threading.Thread(target=pump, name="dbtool-sync-copy", daemon=True)
+    thread.start()
+    try:
+        yield f"/dev/fd/{read_fd}"
+    except BaseException:
+        os.close(read_fd)  # a reader that stopped early: the pump's next write fails and ends the COPY
+        thread.join()
+        if failure:
+            raise failure[0] from None
+        raise
+    os.close(read_fd)
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 def sync(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, *, overlap: timedelta = DEFAULT_OVERLAP,
@@ -162,7 +222,7 @@ def sync(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, *, overlap: ti
     """Copy what is new since the last run; all or nothing on the DuckDB side.
 
     pg must not be inside a transaction. on_step(name) is called after each DuckDB step, before the
-    commit ("messages", "sessions", "watermark"): tests raise from it to interrupt a run halfway.
+    commit ("messages", "sessions", "deletions", "watermark"): tests raise from it to interrupt a run.
     """
     t0 = time.perf_counter()
     step = on_step or (lambda _name: None)
@@ -174,46 +234,53 @@ def sync(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, *, overlap: ti
     since = "-infinity" if last_updated is None else last_updated
     upto = max(horizon, last_id)
     params: dict[str, object] = {"after": max(0, last_id - REREAD_IDS), "upto": upto, "since": since}
-    with tempfile.TemporaryDirectory(prefix="dbtool-sync-") as tmp:
-        messages_csv, sessions_csv = Path(tmp) / "messages.csv", Path(tmp) / "sessions.csv"
-        try:
-            with pg.transaction():  # both files from one snapshot, so contexts match the messages
-                pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                pg.execute("SET LOCAL TimeZone = 'UTC'")
-                pg.execute("SET LOCAL DateStyle = 'ISO, YMD'")
-                pg.execute("SET LOCAL work_mem = '64MB'")  # the per-session aggregates sort in memory
-                if last_updated is not None:
-                    params["since"] = fetch_one(pg.execute("SELECT %s::timestamptz - %s::interval",
-                                                           (last_updated, overlap)))[0]
-                size = _copy_to(pg, MESSAGES_COPY, params, messages_csv)
-                size += _copy_to(pg, SESSIONS_COPY, params, sessions_csv)
-        except psycopg.Error as exc:
-            raise AnalyticsError(f"reading chatbot rows from PostgreSQL failed: {first_line(exc)}",
-                                 sqlstate=exc.sqlstate) from None
-        try:
-            added, changed = _load(duck, messages_csv, sessions_csv, horizon=upto, step=step)
-        except duckdb.Error as exc:
-            raise duck_error("loading DuckDB failed, nothing copied", exc) from None
-    return SyncResult(added, changed, upto, size, time.perf_counter() - t0)
+    sent = [0]
+
+    def feed(query: str) -> AbstractContextManager[str]:
+        return _streamed(pg, query, params, sent)
+
+    try:
+        # Every COPY from one snapshot, so contexts match the messages and the key sets match both.
+        # DuckDB reads while PostgreSQL sends: the snapshot stays open for the whole load.
+        with pg.transaction():
+            pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            pg.execute("SET LOCAL TimeZone = 'UTC'")
+            pg.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+            pg.execute("SET LOCAL work_mem = '64MB'")  # the per-session aggregates sort in memory
+            if last_updated is not None:
+                params["since"] = fetch_one(pg.execute("SELECT %s::timestamptz - %s::interval",
+                                                       (last_updated, overlap)))[0]
+            try:
+                added, changed, removed = _load(duck, feed, horizon=upto, step=step)
+            except duckdb.Error as exc:
+                raise duck_error("loading DuckDB failed, nothing copied", exc) from None
+    except psycopg.Error as exc:
+        raise AnalyticsError(f"reading chatbot rows from PostgreSQL failed, nothing copied: {first_line(exc)}",
+                             sqlstate=exc.sqlstate) from None
+    return SyncResult(added, changed, upto, sent[0], time.perf_counter() - t0, removed)
 
 
-def _load(duck: duckdb.DuckDBPyConnection, messages_csv: Path, sessions_csv: Path, *, horizon: int,
-          step: Callable[[str], None]) -> tuple[int, int]:
+def _load(duck: duckdb.DuckDBPyConnection, feed: Feed, *, horizon: int,
+          step: Callable[[str], None]) -> tuple[int, int, int]:
     duck.execute("BEGIN")
     try:
-        added = duck.execute(
-            f"INSERT OR IGNORE INTO message_history BY NAME SELECT * FROM {_read_csv(messages_csv, MESSAGE_COLUMNS)}",
-            [str(messages_csv)]).fetchall()[0][0]
+        with feed(MESSAGES_COPY) as source:
+            added = duck.execute(
+                f"INSERT OR IGNORE INTO message_history BY NAME SELECT * FROM {_read_csv(MESSAGE_COLUMNS)}",
+                [source]).fetchall()[0][0]
         step("messages")
         # Only sessions that are new or differ from what DuckDB has (an EXCEPT over every column).
-        duck.execute(f"CREATE OR REPLACE TEMP TABLE sync_context AS "
-                     f"SELECT * FROM {_read_csv(sessions_csv, CONTEXT_COLUMNS)} "
-                     f"EXCEPT SELECT * FROM conversation_context", [str(sessions_csv)])
+        with feed(SESSIONS_COPY) as source:
+            duck.execute(f"CREATE OR REPLACE TEMP TABLE sync_context AS "
+                         f"SELECT * FROM {_read_csv(CONTEXT_COLUMNS)} "
+                         f"EXCEPT SELECT * FROM conversation_context", [source])
         changed = duck.execute("SELECT count(*) FROM sync_context").fetchall()[0][0]
         duck.execute("DELETE FROM conversation_context WHERE session_id IN (SELECT session_id FROM sync_context)")
         duck.execute("INSERT INTO conversation_context BY NAME SELECT * FROM sync_context")
         duck.execute("DROP TABLE sync_context")
         step("sessions")
+        removed = _remove_gone(duck, feed, horizon=horizon)
+        step("deletions")
         duck.execute("""
             INSERT INTO analytics_sync_state (source, last_id, rows_copied, synced_at)
             VALUES ('messages', ?, ?, current_timestamp)
@@ -223,7 +290,8 @@ def _load(duck: duckdb.DuckDBPyConnection, messages_csv: Path, sessions_csv: Pat
         duck.execute("""
             INSERT INTO analytics_sync_state (source, last_updated_at, rows_copied, synced_at)
             SELECT 'sessions', max(source_updated_at), ?, current_timestamp FROM conversation_context
-            ON CONFLICT (source) DO UPDATE SET last_updated_at = excluded.last_updated_at,
+            ON CONFLICT (source) DO UPDATE SET  -- never back: deleting the latest session lowers the max
+                last_updated_at = greatest(excluded.last_updated_at, analytics_sync_state.last_updated_at),
                 rows_copied = analytics_sync_state.rows_copied + excluded.rows_copied, synced_at = excluded.synced_at
             """, [changed])
         step("watermark")
@@ -231,4 +299,27 @@ def _load(duck: duckdb.DuckDBPyConnection, messages_csv: Path, sessions_csv: Pat
     except BaseException:
         duck.execute("ROLLBACK")
         raise
-    return added, changed
+    return added, changed, removed
+
+
+def _remove_gone(duck: duckdb.DuckDBPyConnection, feed: Feed, *, horizon: int) -> int:
+    """Delete the rows whose key PostgreSQL's snapshot no longer has; rows deleted."""
+    with feed(MESSAGE_IDS_COPY) as source:
+        duck.execute(f"CREATE OR REPLACE TEMP TABLE sync_message_ids AS SELECT * FROM {_read_csv(MESSAGE_ID_COLUMNS)}",
+                     [source])
+    with feed(SESSION_KEYS_COPY) as source:
+        duck.execute(f"CREATE OR REPLACE TEMP TABLE sync_session_keys AS "
+                     f"SELECT * FROM {_read_csv(SESSION_KEY_COLUMNS)}", [source])
+    removed = {table: duck.execute(
+        f"DELETE FROM {table} t WHERE t.{key} <= ? AND NOT EXISTS "  # our constants, not values
+        f"(SELECT 1 FROM {keys} k WHERE k.{key} = t.{key})", [horizon]).fetchall()[0][0]
+        for table, key, keys in (("message_history", "id", "sync_message_ids"),
+                                 ("message_embeddings", "id", "sync_message_ids"))}
+    removed["conversation_context"] = duck.execute(
+        "DELETE FROM conversation_context t WHERE NOT EXISTS "
+        "(SELECT 1 FROM sync_session_keys k WHERE k.session_id = t.session_id)").fetchall()[0][0]
+    if removed["message_embeddings"]:
+        bump_version(duck)  # in-memory search matrices must drop the deleted messages' vectors
+    duck.execute("DROP TABLE sync_message_ids")
+    duck.execute("DROP TABLE sync_session_keys")
+    return sum(removed.values())

@@ -9,18 +9,8 @@ environments, test and scratch databases) hold grants to them, and DROP ROLE wou
 
 from yoyo import step
 
-from dbtool.migration_steps import apply_files, rollback_sql
+from dbtool.migration_steps import apply_files, module_privileges_rollback, rollback_sql
 
 __depends__ = {"chatbot_0001_initial"}
 
-ROLLBACK = """
-REVOKE ALL ON ALL TABLES IN SCHEMA chatbot FROM chatbot_rw, chatbot_ro;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA chatbot FROM chatbot_rw, chatbot_ro;
-REVOKE ALL ON ALL ROUTINES IN SCHEMA chatbot FROM chatbot_rw, chatbot_ro;
-REVOKE ALL ON SCHEMA chatbot FROM chatbot_rw, chatbot_ro;
-ALTER DEFAULT PRIVILEGES IN SCHEMA chatbot REVOKE ALL ON TABLES FROM chatbot_rw, chatbot_ro;
-ALTER DEFAULT PRIVILEGES IN SCHEMA chatbot REVOKE ALL ON SEQUENCES FROM chatbot_rw, chatbot_ro;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA chatbot TO PUBLIC;
-"""
-
-step(apply_files(__file__, "110_privileges.sql"), rollback_sql(__file__, ROLLBACK))
+step(apply_files(__file__, "110_privileges.sql"), rollback_sql(__file__, module_privileges_rollback("chatbot")))

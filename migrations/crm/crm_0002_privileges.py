@@ -9,18 +9,8 @@ environments, test and scratch databases) hold grants to them, and DROP ROLE wou
 
 from yoyo import step
 
-from dbtool.migration_steps import apply_files, rollback_sql
+from dbtool.migration_steps import apply_files, module_privileges_rollback, rollback_sql
 
 __depends__ = {"crm_0001_initial"}
 
-ROLLBACK = """
-REVOKE ALL ON ALL TABLES IN SCHEMA crm FROM crm_rw, crm_ro;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA crm FROM crm_rw, crm_ro;
-REVOKE ALL ON ALL ROUTINES IN SCHEMA crm FROM crm_rw, crm_ro;
-REVOKE ALL ON SCHEMA crm FROM crm_rw, crm_ro;
-ALTER DEFAULT PRIVILEGES IN SCHEMA crm REVOKE ALL ON TABLES FROM crm_rw, crm_ro;
-ALTER DEFAULT PRIVILEGES IN SCHEMA crm REVOKE ALL ON SEQUENCES FROM crm_rw, crm_ro;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA crm TO PUBLIC;
-"""
-
-step(apply_files(__file__, "140_privileges.sql"), rollback_sql(__file__, ROLLBACK))
+step(apply_files(__file__, "140_privileges.sql"), rollback_sql(__file__, module_privileges_rollback("crm")))

@@ -9,18 +9,8 @@ environments, test and scratch databases) hold grants to them, and DROP ROLE wou
 
 from yoyo import step
 
-from dbtool.migration_steps import apply_files, rollback_sql
+from dbtool.migration_steps import apply_files, module_privileges_rollback, rollback_sql
 
 __depends__ = {"infra_0001_initial"}
 
-ROLLBACK = """
-REVOKE ALL ON ALL TABLES IN SCHEMA infra FROM infra_rw, infra_ro;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA infra FROM infra_rw, infra_ro;
-REVOKE ALL ON ALL ROUTINES IN SCHEMA infra FROM infra_rw, infra_ro;
-REVOKE ALL ON SCHEMA infra FROM infra_rw, infra_ro;
-ALTER DEFAULT PRIVILEGES IN SCHEMA infra REVOKE ALL ON TABLES FROM infra_rw, infra_ro;
-ALTER DEFAULT PRIVILEGES IN SCHEMA infra REVOKE ALL ON SEQUENCES FROM infra_rw, infra_ro;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA infra TO PUBLIC;
-"""
-
-step(apply_files(__file__, "100_privileges.sql"), rollback_sql(__file__, ROLLBACK))
+step(apply_files(__file__, "100_privileges.sql"), rollback_sql(__file__, module_privileges_rollback("infra")))

@@ -9,18 +9,8 @@ environments, test and scratch databases) hold grants to them, and DROP ROLE wou
 
 from yoyo import step
 
-from dbtool.migration_steps import apply_files, rollback_sql
+from dbtool.migration_steps import apply_files, module_privileges_rollback, rollback_sql
 
 __depends__ = {"planning_0001_initial"}
 
-ROLLBACK = """
-REVOKE ALL ON ALL TABLES IN SCHEMA planning FROM planning_rw, planning_ro;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA planning FROM planning_rw, planning_ro;
-REVOKE ALL ON ALL ROUTINES IN SCHEMA planning FROM planning_rw, planning_ro;
-REVOKE ALL ON SCHEMA planning FROM planning_rw, planning_ro;
-ALTER DEFAULT PRIVILEGES IN SCHEMA planning REVOKE ALL ON TABLES FROM planning_rw, planning_ro;
-ALTER DEFAULT PRIVILEGES IN SCHEMA planning REVOKE ALL ON SEQUENCES FROM planning_rw, planning_ro;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA planning TO PUBLIC;
-"""
-
-step(apply_files(__file__, "100_privileges.sql"), rollback_sql(__file__, ROLLBACK))
+step(apply_files(__file__, "100_privileges.sql"), rollback_sql(__file__, module_privileges_rollback("planning")))

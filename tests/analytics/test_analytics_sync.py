@@ -138,7 +138,7 @@ def test_waits_for_a_writer_open_at_the_snapshot(chatbot, db_url):
 
 def test_cli_sync_then_summary(chatbot, db_url, tmp_path):
     path = tmp_path / "cli.duckdb"
-    out = run_dbtool("analytics", "sync", "--database-url", db_url, "--path", str(path))
+    out = run_dbtool("analytics", "sync", "--create", "--database-url", db_url, "--path", str(path))
     assert out.returncode == 0, out.stderr
     assert "10 message(s) and 3 session(s) copied" in out.stderr
     again = run_dbtool("analytics", "sync", "--database-url", db_url, "--path", str(path))
@@ -148,7 +148,7 @@ def test_cli_sync_then_summary(chatbot, db_url, tmp_path):
 
 
 def test_cli_sync_cannot_connect(tmp_path):
-    out = run_dbtool("analytics", "sync", "--database-url", "postgresql://nobody@/nodb?host=/nonexistent",
+    out = run_dbtool("analytics", "sync", "--create", "--database-url", "postgresql://nobody@/nodb?host=/nonexistent",
                      "--path", str(tmp_path / "x.duckdb"))
     assert out.returncode == 3 and out.stderr.count("\n") <= 2 and "Traceback" not in out.stderr
 
@@ -175,7 +175,7 @@ def test_a_row_whose_nextval_ran_before_its_xid_is_picked_up_by_the_next_run(cha
 
 
 def test_cli_sync_of_an_unmigrated_database_is_one_line(empty_url, tmp_path):
-    out = run_dbtool("analytics", "sync", "--database-url", empty_url, "--path", str(tmp_path / "x.duckdb"))
+    out = run_dbtool("analytics", "sync", "--create", "--database-url", empty_url, "--path", str(tmp_path / "x.duckdb"))
     assert out.returncode == 1 and "Traceback" not in out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("dbtool: ") and "chatbot.messages" in last and "does not exist" in last
