@@ -134,4 +134,7 @@ def lock_options(fn: Callable) -> Callable:
                       help="Longest a migration waits for a table lock (a file may override).")(fn)
     fn = click.option("--lock-timeout", type=SECONDS, default=settings.DEFAULT_LOCK_TIMEOUT, show_default=True,
                       metavar="SECONDS", help="Seconds to wait for another dbtool run holding the migration lock.")(fn)
+    fn = click.option("--terminate-stale/--no-terminate-stale", default=True, show_default=True,
+                      help="End the sessions of a dbtool run on this machine whose process is gone (kill -9), "
+                           "still running their last statement; with --no-terminate-stale, wait for them.")(fn)
     return fn

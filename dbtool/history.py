@@ -36,7 +36,7 @@ class FileRecord:
         counted comments, so a v1 mismatch may be a comment edit only: 'unchecked', not 'edited'.
         """
         path = paths.sql_dir() / self.file
-        if not path.exists():
+        if not path.is_file():  # gone, or a FIFO or folder in its place (reading a FIFO would wait forever)
             return "file_missing"
         if self.algorithm not in KNOWN:
             return "unchecked"

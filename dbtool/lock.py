@@ -7,11 +7,16 @@ visible in pg_stat_activity through application_name.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
+
+import psycopg
 
 from .config import Target
 from .errors import DbtoolError
@@ -38,9 +43,107 @@ class LockLost(DbtoolError):
     pass
 
 
+def this_host() -> str:
+    return socket.gethostname().split(".")[0][:20]
+
+
 def application_name(command: str) -> str:
-    host = socket.gethostname().split(".")[0][:20]
-    return f"dbtool {command} host={host} pid={os.getpid()}"[:63]
+    return f"dbtool {command} host={this_host()} pid={os.getpid()}"[:63]
+
+
+APP_NAME = re.compile(r"^dbtool (\S+) host=(\S*) pid=(\d+)$")  # what application_name() writes
+
+
+def process_gone(pid: int) -> bool:
+    """No process `pid` on this machine (a zombie, killed and not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
+
+
+# Client sessions of this database other than the asking one.
+SESSIONS_SQL = """
+SELECT pid, coalesce(application_name, ''), coalesce(host(client_addr), 'local'), coalesce(state, '?'),
+       left(regexp_replace(coalesce(query, ''), '\\s+', ' ', 'g'), 120),
+       date_trunc('second', now() - coalesce(query_start, backend_start))::text
+FROM pg_stat_activity
+WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+ORDER BY pid
+"""
+
+
+@dataclass(frozen=True)
+class Session:
+    pid: int
+    app: str
+    addr: str
+    state: str
+    query: str
+    age: str
+
+    @property
+    def dbtool(self) -> tuple[str, int] | None:
+        """(host, pid) of the dbtool process this session belongs to, from its application_name."""
+        m = APP_NAME.match(self.app)
+        return (m.group(2), int(m.group(3))) if m else None
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} ({self.app or '?'}, from {self.addr}, {self.state} for {self.age}: {self.query})"
+
+
+def sessions(conn: psycopg.Connection) -> list[Session]:
+    return [Session(*row) for row in conn.execute(SESSIONS_SQL).fetchall()]
+
+
+def stale_sessions(conn: psycopg.Connection) -> list[Session]:
+    """dbtool sessions whose process on this machine is gone (kill -9): the server runs their last
+    statement to its end, holding its locks, before it notices."""
+    out = []
+    for s in sessions(conn):
+        owner = s.dbtool
+        if owner and owner[0] == this_host() and owner[1] != os.getpid() and process_gone(owner[1]):
+            out.append(s)
+    return out
+
+
+def end_stale_sessions(conn: psycopg.Connection, *, terminate: bool, timeout: float,
+                       say: Callable[[str], None]) -> None:
+    """Before changing anything: end (pg_terminate_backend) each dbtool session whose process on this machine
+    is gone, saying so; with terminate=False, or when this role may not end it, wait for it, naming it."""
+    started, told, refused = time.monotonic(), set(), set()
+    while stale := stale_sessions(conn):
+        for s in stale:
+            gone = f"its process, pid {s.dbtool[1] if s.dbtool else '?'} on this machine, is gone"
+            if terminate and s.pid not in refused:
+                try:
+                    ended = fetch_one(conn.execute("SELECT pg_terminate_backend(%s)", (s.pid,)))[0]
+                except psycopg.errors.InsufficientPrivilege:
+                    ended = False
+                if not ended and not conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                                  (s.pid,)).fetchone():
+                    continue  # it ended by itself meanwhile
+                if not ended:
+                    refused.add(s.pid)
+                elif s.pid not in told:
+                    say(f"terminated the stale session {s}: {gone}")
+                    told.add(s.pid)
+            if s.pid not in told:
+                why = " (this role may not terminate it)" if s.pid in refused else " (--no-terminate-stale)"
+                say(f"waiting up to {timeout:g}s for the stale session {s}: {gone}{why}")
+                told.add(s.pid)
+        if time.monotonic() - started >= timeout:
+            left = "; ".join(str(s) for s in stale)
+            raise LockTimeout(f"gave up after {timeout:g}s waiting for stale dbtool session(s) whose process is "
+                              f"gone: {left}; nothing was changed (end it: SELECT pg_terminate_backend(pid))")
+        time.sleep(0.05 if terminate and not refused else 0.2)
 
 
 def describe_holder(row) -> str:

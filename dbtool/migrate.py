@@ -7,6 +7,7 @@ file checksums and one-line errors.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,14 +21,17 @@ from yoyo import exceptions as yoyo_exc
 from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
+from yoyo.migrations import Migration
+from yoyo.topologicalsort import CycleError
+from yoyo.topologicalsort import topological_sort as cycle_free_order
 
 from . import paths, progress, seed
 from .config import Target, first_line
-from .errors import MigrationError, RefusedError, UsageError
+from .errors import DbtoolError, MigrationError, RefusedError, UsageError
 from .fetch import fetch_one
 from .history import read_history
-from .lock import BlockerWatch, application_name, migration_lock
-from .migration_steps import TIMEOUT_VALUE, ApplyFiles
+from .lock import BlockerWatch, LockTimeout, Session, application_name, end_stale_sessions, migration_lock, sessions
+from .migration_steps import TIMEOUT_VALUE, ApplyFiles, check_regular
 from .paths import check_modules  # noqa: F401 (callers use migrate.check_modules)
 from .settings import DEFAULT_DDL_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT
 
@@ -44,7 +48,23 @@ class _Backend(PostgresqlPsycopgBackend):
 
     def connect(self, dburi):
         extra = {"options": self.session_options} if self.session_options else {}
-        return self.target.connect(application_name=self.app_name, autocommit=True, **extra)
+        conn = self.target.connect(application_name=self.app_name, autocommit=True, **extra)
+        if conn.info.server_version >= 140000:
+            # Should this process die (kill -9), the server ends the statement within 2s rather than run it
+            # to its end holding its locks.
+            try:
+                conn.execute("SET client_connection_check_interval = '2s'")
+            except psycopg.Error:
+                pass
+        return conn
+
+    # yoyo's lock row holds the locker's OS pid; dbtool's holds minus it, so that a later run knows the row for
+    # a dbtool run's (its sessions are named after that pid) and never mistakes a yoyo run's for one.
+    def _insert_lock_row(self, pid, timeout, poll_interval=0.5):
+        return super()._insert_lock_row(-pid, timeout, poll_interval)
+
+    def _delete_lock_row(self, pid):
+        return super()._delete_lock_row(-pid)
 
 
 # yoyo logs failures (with tracebacks) itself; we report them in one line instead.
@@ -103,20 +123,105 @@ def _share_history(backend) -> None:
 
 
 def load(modules: list[str]):
+    """Read and check every migration of `modules`, before any lock is taken: a problem is one line naming the
+    file (exit 1), whatever the file does (a syntax error, bad bytes, `raise SystemExit(0)`, a cycle)."""
     dirs = []
     for m in modules:
         d = paths.migrations_dir() / m
         if not d.is_dir():
             raise UsageError(f"no migrations folder {d}")
+        _refuse_foreign_files(d)
         dirs.append(str(d))
-    try:
-        migrations = read_migrations(*dirs)
-        for m in migrations:
-            m.load()
-    except yoyo_exc.BadMigration as exc:
-        why = first_line(exc.args[1]) if len(exc.args) > 1 else "invalid"
-        raise MigrationError(f"cannot load migration: {exc.args[0]}: {why}") from None
+    migrations = read_migrations(*dirs)
+    for m in migrations:
+        _load_one(m)
+    _refuse_cycles(migrations)
     return migrations
+
+
+def _rel(path) -> str:
+    """A migration file's path relative to the checkout (its own name kept: never a symlink's target)."""
+    p = Path(path)
+    for candidate in (p, p.parent.resolve() / p.name):
+        try:
+            return str(candidate.relative_to(paths.root()))
+        except ValueError:
+            continue
+    return str(p)
+
+
+def _refuse_foreign_files(folder: Path) -> None:
+    """yoyo would run a .sql file in migrations/ as it is (no checksums, directives, one-line errors, INVALID
+    index repair) and a post-apply hook on every run, outside dbtool's order: refuse both."""
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".py", ".sql") and path.exists() and not path.is_file() and not path.is_dir():
+            raise MigrationError(f"{_rel(path)}: not a regular file (yoyo would skip it as if it were not there)")
+        if not path.is_file():
+            continue
+        if path.suffix == ".sql":
+            raise MigrationError(
+                f"{_rel(path)}: yoyo would run this .sql file as it is, without dbtool's checks; put the SQL in "
+                f"sql/{folder.name}/NNN_<what>.sql and write the migration as {_rel(path.with_suffix('.py'))} "
+                "calling apply_files (README: Adding a table)")
+        if path.suffix == ".py" and path.name.startswith("post-apply"):
+            raise MigrationError(f"{_rel(path)}: dbtool does not run yoyo post-apply hooks; write a numbered "
+                                 "migration instead")
+
+
+def _load_one(migration) -> None:
+    where = _rel(migration.path)
+    try:
+        Path(migration.path).read_bytes().decode("utf-8")  # yoyo reads it in the locale's encoding
+    except UnicodeDecodeError as exc:
+        raise MigrationError(f"cannot load migration {where}: not UTF-8 at byte {exc.start}") from None
+    except OSError as exc:
+        raise MigrationError(f"cannot load migration {where}: {exc.strerror}") from None
+    try:
+        migration.load()
+    except yoyo_exc.BadMigration as exc:
+        why = exc.args[1] if len(exc.args) > 1 else exc.args[0]
+        if isinstance(why, str) and why.startswith("Could not resolve dependencies"):
+            why = f"__depends__ names a migration that does not exist ({_unknown_depends(migration)})"
+        raise MigrationError(f"cannot load migration {where}: {_why(why)}") from None
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt raised by the file itself: not a way out
+        if isinstance(exc, KeyboardInterrupt) and not _raised_by(exc, migration):
+            raise
+        raise MigrationError(f"cannot load migration {where}: {_why(exc)}") from None
+
+
+def _why(exc: BaseException | str) -> str:
+    if isinstance(exc, str):
+        return exc
+    if isinstance(exc, SyntaxError):
+        return f"{exc.msg} (line {exc.lineno})"
+    if not isinstance(exc, Exception):  # SystemExit(0), KeyboardInterrupt: a way out, not an error message
+        return f"it raised {type(exc).__name__}" + (f"({exc.args[0]!r})" if exc.args else "")
+    text = first_line(exc) if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text and text != type(exc).__name__ else f"it raised {type(exc).__name__}"
+
+
+def _unknown_depends(migration) -> str:
+    depends = getattr(migration.module, "__depends__", []) or []
+    depends = [depends] if isinstance(depends, (str, bytes)) else list(depends)
+    known = set(Migration._Migration__all_migrations)
+    return ", ".join(str(d) for d in depends if d not in known) or "?"
+
+
+def _raised_by(exc: BaseException, migration) -> bool:
+    """Did the migration file's own code raise `exc` (rather than a Ctrl-C arriving while it ran)?"""
+    tb, innermost = exc.__traceback__, None
+    while tb is not None:
+        innermost, tb = tb.tb_frame.f_code.co_filename, tb.tb_next
+    return innermost is not None and Path(innermost).resolve() == Path(migration.path).resolve()
+
+
+def _refuse_cycles(migrations) -> None:
+    graph = {m: (m.depends & set(migrations)) for m in migrations}
+    try:
+        list(cycle_free_order(list(migrations), graph))
+    except CycleError as exc:
+        files = ", ".join(_rel(m.path) for m in exc.args[1])
+        raise MigrationError(f"cannot load migrations: their __depends__ form a cycle: {files}") from None
 
 
 def module_of(migration) -> str:
@@ -142,18 +247,48 @@ class Outcome:
     seconds: float
 
 
+LOCK_WAITS = ("55P03", "57014")  # lock_timeout, statement_timeout (or a cancel): say who was in the way
+
+
 @contextmanager
-def _locked_backend(target: Target, command: str, lock_timeout: float, say: Say, **timeouts):
-    """Our advisory lock, then yoyo's backend and lock (a leftover yoyo row is provably stale)."""
+def _locked_backend(target: Target, command: str, lock_timeout: float, say: Say, *, terminate_stale: bool = True,
+                    **timeouts):
+    """Our advisory lock; then the sessions of killed dbtool runs ended; then yoyo's backend and lock, once
+    a yoyo lock row left by another run is provably stale or gone."""
     with migration_lock(target, command, lock_timeout, say) as lock_conn:
+        end_stale_sessions(lock_conn, terminate=terminate_stale, timeout=lock_timeout, say=say)
         backend = open_backend(target, command, **timeouts)
         try:
-            _clear_stale_yoyo_lock(backend, say)
-            with backend.lock(), BlockerWatch(lock_conn, application_name(command)) as watch:
-                _share_history(backend)
-                yield backend, watch
+            _wait_for_yoyo_lock(backend, application_name(command), lock_timeout, say)
+            with _yoyo_lock(backend, lock_timeout), BlockerWatch(lock_conn, application_name(command)) as watch:
+                try:
+                    _share_history(backend)
+                    yield backend, watch
+                except psycopg.Error as exc:
+                    if exc.sqlstate in LOCK_WAITS:
+                        raise MigrationError(f"{command} failed: {first_line(exc)}; {watch.describe()}",
+                                             sqlstate=exc.sqlstate) from None
+                    raise
         finally:
             backend.connection.close()
+
+
+@contextmanager
+def _yoyo_lock(backend, timeout: float):
+    """yoyo's own lock row (a yoyo run started since _wait_for_yoyo_lock looked: yoyo waits `timeout`)."""
+    lock = backend.lock(timeout)
+    try:
+        lock.__enter__()
+    except yoyo_exc.LockTimeout as exc:
+        raise LockTimeout(f"gave up after {timeout:g}s waiting for yoyo's lock, taken meanwhile by another tool: "
+                          f"{first_line(exc)}; nothing was changed") from None
+    try:
+        yield
+    except BaseException:
+        if not lock.__exit__(*sys.exc_info()):
+            raise
+    else:
+        lock.__exit__(None, None, None)
 
 
 def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
@@ -161,6 +296,9 @@ def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float
     migrations = load(modules)
     if dry_run:
         return _dry_run(target, migrations, say)
+    for m in migrations:  # a FIFO read under the lock would hold it forever
+        for path in files_of(m):
+            check_regular(path, m.id)
     preflight(target, modules)
     started = time.monotonic()
     applied = []
@@ -176,6 +314,11 @@ def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float
             except BaseException:
                 bar.abort()
                 raise
+            finally:
+                for note in (n for step in file_steps(m) for n in step.notes):
+                    say(note)
+                for step in file_steps(m):
+                    step.notes.clear()
             bar.done_step()
             applied.append(m.id)
             if not bar.active:
@@ -223,7 +366,7 @@ def reset(target: Target, module: str, *, say: Say, cascade: bool = False, confi
     """
     ids = [m.id for m in load([module])]
     started = time.monotonic()
-    with _locked_backend(target, "reset", lock_timeout, say, **timeouts) as (backend, _watch):
+    with _locked_backend(target, "reset", lock_timeout, say, **timeouts) as (backend, watch):
         conn = backend.connection
         plan = DropPlan("reset", [module], tables=[t.name for t in _module_tables(conn, [module])],
                         outside=outside_dependents(conn, [module]))
@@ -231,20 +374,32 @@ def reset(target: Target, module: str, *, say: Say, cascade: bool = False, confi
         if confirm:
             confirm(plan)
         allowed = {d.key for d in plan.outside}
-        with backend.transaction():
-            _refuse_unconfirmed(outside_dependents(conn, [module]), allowed, "reset")
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(module)))
-            # The module's applied migrations missing from disk too: their schema is gone as well, and a
-            # record left behind would mark them applied when their file comes back.
-            forgotten = conn.execute(sql.SQL("DELETE FROM {} WHERE migration_id = ANY(%s) OR split_part("
-                                             "migration_id, '_', 1) = %s").format(
-                sql.Identifier(backend.migration_table)), (ids, module)).rowcount
-            if fetch_one(conn.execute("SELECT to_regclass('dbtool.applied_file')"))[0]:
-                conn.execute("DELETE FROM dbtool.applied_file WHERE module = %s", (module,))
-            seed.forget_dropped(conn)
+        try:
+            forgotten = _drop_module(backend, module, ids, allowed)
+        except psycopg.Error as exc:
+            blocked = f"; {watch.describe()}" if exc.sqlstate in LOCK_WAITS else ""
+            raise MigrationError(f"reset {module} failed: {first_line(exc)}{blocked}; nothing was dropped",
+                                 sqlstate=exc.sqlstate) from None
     also = f"; also dropped {len(plan.outside)} object(s) outside it" if plan.outside else ""
     say(f"reset {module}: schema dropped, {forgotten} migration record(s) forgotten{also}")
     return Outcome(ids, time.monotonic() - started)
+
+
+def _drop_module(backend, module: str, ids: list[str], allowed: set) -> int:
+    """In one transaction: drop the schema, forget its migrations; how many records were forgotten."""
+    conn = backend.connection
+    with backend.transaction():
+        _refuse_unconfirmed(outside_dependents(conn, [module]), allowed, "reset")
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(module)))
+        # The module's applied migrations missing from disk too: their schema is gone as well, and a
+        # record left behind would mark them applied when their file comes back.
+        forgotten = conn.execute(sql.SQL("DELETE FROM {} WHERE migration_id = ANY(%s) OR split_part("
+                                         "migration_id, '_', 1) = %s").format(
+            sql.Identifier(backend.migration_table)), (ids, module)).rowcount
+        if fetch_one(conn.execute("SELECT to_regclass('dbtool.applied_file')"))[0]:
+            conn.execute("DELETE FROM dbtool.applied_file WHERE module = %s", (module,))
+        seed.forget_dropped(conn)
+    return forgotten
 
 
 def _latest_per_module(todo: list) -> list:
@@ -411,9 +566,16 @@ def _preview_rollback(backend, todo: list) -> DropPlan:
                 continue
             try:
                 m.process_steps(sim, "rollback")
+            except DbtoolError:
+                raise
             except psycopg.Error as exc:
                 raise MigrationError(f"rollback of {m.id} failed: {first_line(exc)}; nothing was rolled back",
                                      sqlstate=exc.sqlstate) from None
+            except BaseException as exc:  # its own code: SystemExit(0) included
+                if isinstance(exc, KeyboardInterrupt) and not _raised_by(exc, m):
+                    raise
+                raise MigrationError(f"rollback of {m.id} ({_rel(m.path)}) failed: {_why(exc)}; nothing was rolled "
+                                     "back") from None
         gone = _vanished(conn, outside + tables)
     plan.tables = [t.name for t in tables if t.key in gone]
     plan.outside = outside if plan.unpreviewed else [d for d in outside if d.key in gone]
@@ -441,24 +603,65 @@ def _rollback_one(backend, migration, allowed: set) -> None:
 
 
 def _run(fn, migration, watch: BlockerWatch) -> None:
+    """Run one migration; any failure is one line naming it (and, for a lock wait, who was in the way)."""
+    left = ("nothing was applied" if migration.use_transactions
+            else "it is not transactional: what ran before the failure stays applied")
     try:
         fn(migration)
     except MigrationError as exc:
-        if exc.sqlstate in ("55P03", "57014"):  # lock_timeout / statement_timeout: say who was in the way
+        if exc.sqlstate in LOCK_WAITS:
             raise MigrationError(f"{exc}; {watch.describe()}", sqlstate=exc.sqlstate) from None
         raise
+    except DbtoolError:
+        raise
     except psycopg.Error as exc:
-        raise MigrationError(f"migration {migration.id} failed: {first_line(exc)}; nothing was applied",
+        blocked = f"; {watch.describe()}" if exc.sqlstate in LOCK_WAITS else ""
+        raise MigrationError(f"migration {migration.id} failed: {first_line(exc)}{blocked}; {left}",
                              sqlstate=exc.sqlstate) from None
+    except BaseException as exc:  # the migration's own code: an exception, SystemExit, its own KeyboardInterrupt
+        if isinstance(exc, KeyboardInterrupt) and not _raised_by(exc, migration):
+            raise  # Ctrl-C
+        raise MigrationError(f"migration {migration.id} ({_rel(migration.path)}) failed: {_why(exc)}; {left}"
+                             ) from None
 
 
-def _clear_stale_yoyo_lock(backend, say: Say) -> None:
-    # We hold the advisory lock, so no other dbtool run is inside yoyo: any row is left by a killed run.
-    with backend.transaction():
-        rows = backend.connection.execute(sql.SQL("DELETE FROM {} RETURNING pid, ctime").format(
-            sql.Identifier(backend.lock_table))).fetchall()
-    for pid, ctime in rows:
-        say(f"cleared a stale yoyo lock left by pid {pid} at {ctime}")
+# Whose is yoyo's lock row? dbtool writes minus its OS pid (its sessions say `pid=N` in application_name);
+# yoyo, other tools and older dbtool runs write the client's OS pid, of a machine the server cannot see.
+def _holders(row_pid: int, own_app: str, conn) -> list[Session]:
+    """The sessions of this database that may belong to the process holding yoyo's lock row."""
+    others = [s for s in sessions(conn) if s.app != own_app]
+    if row_pid < 0:
+        return [s for s in others if s.dbtool and s.dbtool[1] == -row_pid]
+    return [s for s in others if s.dbtool is None or s.dbtool[1] == row_pid]
+
+
+def _wait_for_yoyo_lock(backend, own_app: str, timeout: float, say: Say) -> None:
+    """A yoyo lock row is cleared only when no session that could be its holder is connected (a run that
+    holds it keeps a session open until it removes it); otherwise wait for it to go, up to `timeout`."""
+    conn, table = backend.connection, sql.Identifier(backend.lock_table)
+    started, told = time.monotonic(), None
+    while row := conn.execute(sql.SQL("SELECT pid, ctime FROM {}").format(table)).fetchone():
+        pid, ctime = row
+        who = f"dbtool pid {-pid}" if pid < 0 else f"pid {pid}"
+        holders = _holders(pid, own_app, conn)
+        if not holders:
+            gone = conn.execute(sql.SQL("DELETE FROM {} WHERE pid = %s AND ctime IS NOT DISTINCT FROM %s").format(
+                table), (pid, ctime)).rowcount
+            if gone:
+                say(f"cleared a stale yoyo lock left by {who} at {ctime}: no session that could hold it is "
+                    "connected to this database")
+            continue
+        listed = "; ".join(str(s) for s in holders[:5]) + (f" and {len(holders) - 5} more" if len(holders) > 5 else "")
+        if (pid, ctime) != told:
+            say(f"waiting up to {timeout:g}s for yoyo's lock, taken at {ctime} by {who}, which may still be migrating "
+                f"this database: {len(holders)} session(s) could be it: {listed}")
+            told = (pid, ctime)
+        if time.monotonic() - started >= timeout:
+            raise LockTimeout(
+                f"gave up after {timeout:g}s waiting for yoyo's lock, taken at {ctime} by {who} (a yoyo run or "
+                f"another tool may be migrating this database; sessions that could hold it: {listed}); nothing was "
+                f"changed. If none of them is migrating, remove it: DELETE FROM {backend.lock_table} WHERE pid = {pid}")
+        time.sleep(0.2)
 
 
 @dataclass

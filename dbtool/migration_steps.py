@@ -7,16 +7,18 @@ transaction, and records each file's checksum in the same transaction.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
-import sqlparse
 from psycopg import sql
 
 from . import paths as where
-from .errors import MigrationError
+from .errors import MigrationError, first_line
 from .fetch import fetch_one
 from .fingerprint import ALGORITHM, BOOKKEEPING_DDL, checksum
 
@@ -34,13 +36,44 @@ class Statement:
     line: int  # 1-based line of the statement's first character in its file
 
 
+def _kind_of(mode: int) -> str:
+    return next((name for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                                         (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+                 if test(mode)), "an unknown kind")
+
+
+def check_regular(path: Path, migration_id: str) -> None:
+    """Refuse a FIFO, socket or device where a sql/ file should be (reading one can block forever).
+    A missing file is left to read_sql, which names it when its migration runs."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise MigrationError(f"{_rel(path)}: not a regular file ({_kind_of(mode)}): refusing to read it "
+                             f"(migration {migration_id}; nothing was applied)")
+
+
 def read_sql(path: Path, migration_id: str) -> tuple[bytes, str]:
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO never waits for a writer; fstat then refuses anything but a file.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise MigrationError(f"{_rel(path)}: file not found (needed by migration {migration_id})") from None
     except OSError as exc:
         raise MigrationError(f"{_rel(path)}: cannot read: {exc.strerror} (migration {migration_id})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise MigrationError(f"{_rel(path)}: cannot read: Is a directory (migration {migration_id})")
+        raise MigrationError(f"{_rel(path)}: not a regular file ({_kind_of(mode)}): refusing to read it "
+                             f"(migration {migration_id}; nothing was applied)")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read()
+        except OSError as exc:
+            raise MigrationError(f"{_rel(path)}: cannot read: {exc.strerror} (migration {migration_id})") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -48,33 +81,163 @@ def read_sql(path: Path, migration_id: str) -> tuple[bytes, str]:
     return data, text
 
 
-def split_statements(text: str) -> list[Statement]:
-    """Split like psql does (quotes, dollar quotes, comments respected), keeping line numbers.
+# -- splitting a file into statements, as psql does ---------------------------------------------
+# A small lexer after PostgreSQL's scan.l and psql's psqlscan.l: whitespace, -- and (nested) /* */
+# comments, '...' (E'...' with backslash escapes), "..." identifiers, $tag$...$tag$ bodies, words.
+# It has no size or nesting limit (sqlparse refuses a 4,000-row INSERT or deep parentheses).
+_SPACE = re.compile(r"[ \t\n\r\f\v]+")
+_WORD = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z_0-9$\x80-\U0010ffff]*")
+_NUMBER = re.compile(r"[0-9][0-9A-Za-z_.]*")
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z_0-9\x80-\U0010ffff]*)?\$")
+_PARAM = re.compile(r"\$[0-9]*")
+_BLOCK = re.compile(r"/\*|\*/")
+_E_STRING_REST = re.compile(r"(?:[^'\\]+|\\.|'')*'", re.S)
 
-    Each statement starts at its first real token, so the server's error position
-    counts from there and leading comments never shift the reported line.
+Token = tuple[str, int, int]  # kind, start, end; kind "open" when the text ends inside it (end = len(text))
+
+
+def _quoted_end(text: str, i: int, quote: str) -> int:
+    """End of a '...' or "..." starting at i (doubled quotes escape); -1 when it never closes."""
+    k = i + 1
+    while True:
+        j = text.find(quote, k)
+        if j < 0:
+            return -1
+        if text.startswith(quote, j + 1):
+            k = j + 2
+            continue
+        return j + 1
+
+
+def _block_end(text: str, i: int) -> int:
+    depth = 0
+    for m in _BLOCK.finditer(text, i):
+        depth += 1 if m.group() == "/*" else -1
+        if depth == 0:
+            return m.end()
+    return -1
+
+
+def lex(text: str) -> Iterator[Token]:
+    """Yield (kind, start, end): space, comment, word, ident ("..."), string, number, punct; or, when the
+    text ends inside a comment, string or identifier, ("open", start, len(text)) last."""
+    n, i = len(text), 0
+    while i < n:
+        c = text[i]
+        if c in " \t\n\r\f\v":
+            j, kind = _SPACE.match(text, i).end(), "space"  # type: ignore[union-attr]
+        elif text.startswith("--", i):
+            j = text.find("\n", i)
+            j, kind = (n if j < 0 else j), "comment"
+        elif text.startswith("/*", i):
+            j, kind = _block_end(text, i), "comment"
+        elif c == "'" or c == '"':
+            j, kind = _quoted_end(text, i, c), ("string" if c == "'" else "ident")
+        elif c == "$":
+            m = _DOLLAR_TAG.match(text, i)
+            if m:
+                close = text.find(m.group(), m.end())
+                j, kind = (-1 if close < 0 else close + len(m.group())), "string"
+            else:
+                j, kind = _PARAM.match(text, i).end(), "punct"  # type: ignore[union-attr]
+        elif c.isascii() and c.isdigit():
+            j, kind = _NUMBER.match(text, i).end(), "number"  # type: ignore[union-attr]
+        elif (m := _WORD.match(text, i)) is not None:
+            j, kind = m.end(), "word"
+            if m.group() in ("e", "E") and text.startswith("'", j):  # E'...': backslash escapes
+                rest = _E_STRING_REST.match(text, j + 1)
+                j, kind = (rest.end() if rest else -1), "string"
+        else:
+            j, kind = i + 1, "punct"
+        if j < 0:
+            yield "open", i, n
+            return
+        yield kind, i, j
+        i = j
+
+
+def _open_what(text: str, start: int) -> str:
+    if text.startswith("$", start):
+        return "a dollar-quoted string"
+    if text.startswith("/*", start):
+        return "a comment"
+    return "a quoted identifier" if text.startswith('"', start) else "a quoted string"
+
+
+def split(text: str) -> tuple[list[Statement], str | None]:
+    """The statements of a file, split where psql splits them, with their first lines; and, when the
+    file ends before its last statement's closing ';', what it ends inside ("a statement", ...).
+
+    Each statement starts at its first real token (so the server's error position counts from there
+    and leading comments never shift the reported line) and ends at its ';'; comments after the last
+    ';' belong to no statement. Like psql, a ';' inside parentheses, or inside BEGIN ... END of a
+    CREATE FUNCTION/PROCEDURE (BEGIN ATOMIC), does not end a statement.
     """
-    out, offset = [], 0
-    for stmt in sqlparse.parse(text):
-        chunk = str(stmt)
-        lead = 0
-        for tok in stmt.flatten():
-            if not (tok.is_whitespace or tok.ttype in sqlparse.tokens.Comment):
-                body = chunk[lead:].rstrip()
-                out.append(Statement(body, text.count("\n", 0, offset + lead) + 1))
-                break
-            lead += len(str(tok))
-        offset += len(chunk)
-    return out
+    out: list[Statement] = []
+    start: int | None = None
+    paren = begin = count = 0
+    heads: list[str | None] = []
+    line, at = 1, 0
+
+    def emit(s: int, e: int) -> None:
+        nonlocal line, at
+        line += text.count("\n", at, s)
+        at = s
+        out.append(Statement(text[s:e], line))
+
+    for kind, s, e in lex(text):
+        if kind in ("space", "comment"):
+            continue
+        if kind == "open":
+            what = _open_what(text, s)
+            if start is None and what == "a comment":
+                return out, what
+            emit(s if start is None else start, len(text))
+            out[-1] = Statement(out[-1].text.rstrip(), out[-1].line)
+            return out, what
+        if start is None:
+            start, paren, begin, count, heads = s, 0, 0, 0, [None] * 4
+        if kind == "punct":
+            ch = text[s]
+            if ch == "(":
+                paren += 1
+            elif ch == ")":
+                paren = max(0, paren - 1)
+            elif ch == ";" and paren == 0 and begin == 0:
+                if s > start:  # a lone ';' is an empty statement: nothing to run
+                    emit(start, e)
+                start = None
+        elif kind == "word":  # psql: track BEGIN ... END in CREATE [OR REPLACE] FUNCTION|PROCEDURE
+            word = text[s:e].lower()
+            if count < 4:
+                heads[count] = word[0] if word in ("create", "function", "procedure", "or", "replace") else None
+            count += 1
+            if heads[0] == "c" and paren == 0 and (heads[1] in ("f", "p") or (
+                    heads[1] == "o" and heads[2] == "r" and heads[3] in ("f", "p"))):
+                if word == "begin" or (word == "case" and begin >= 1):
+                    begin += 1
+                elif word == "end" and begin > 0:
+                    begin -= 1
+    if start is None:
+        return out, None
+    emit(start, len(text))
+    out[-1] = Statement(out[-1].text.rstrip(), out[-1].line)
+    return out, "a BEGIN ... END block" if begin else "parentheses" if paren else "a statement"
 
 
-def describe_error(path: Path, stmt: Statement, exc: psycopg.Error, migration_id: str) -> str:
+def split_statements(text: str) -> list[Statement]:
+    """Split like psql does (quotes, dollar quotes, comments respected), keeping line numbers."""
+    return split(text)[0]
+
+
+def describe_error(path: Path, stmt: Statement, exc: psycopg.Error, migration_id: str,
+                   outcome: str = "nothing was applied") -> str:
     diag = exc.diag
     line = stmt.line
     if diag.statement_position:
         line += stmt.text.count("\n", 0, int(diag.statement_position) - 1)
     message = diag.message_primary or str(exc).strip().splitlines()[0]
-    return f"{_rel(path)}:{line}: {message} (migration {migration_id}; nothing was applied)"
+    return f"{_rel(path)}:{line}: {message} (migration {migration_id}; {outcome})"
 
 
 def _rel(path: Path) -> str:
@@ -106,9 +269,77 @@ def duration_problem(value: str) -> str | None:
     return None
 
 
-CONCURRENT_INDEX = re.compile(
-    r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)\s+ON\s+(?:ONLY\s+)?(\w+)\.",
-    re.I)
+@dataclass(frozen=True)
+class IndexTarget:
+    """What a `CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON table` names, as written
+    (quotes kept): PostgreSQL resolves the names (to_regclass), never a pattern over the text."""
+
+    name: str
+    table: str
+    concurrently: bool
+
+
+def index_target(text: str) -> IndexTarget | None:
+    """The index a CREATE INDEX statement builds; None for other statements, a nameless index, or
+    ON ONLY (a partitioned table's own index, INVALID by design until its partitions' are attached)."""
+    toks = [(kind, text[s:e]) for kind, s, e in lex(text) if kind not in ("space", "comment")]
+
+    def word(i: int, *words: str) -> bool:
+        return i < len(toks) and toks[i][0] == "word" and toks[i][1].lower() in words
+
+    i = 2 if word(0, "create") and word(1, "unique") else 1
+    if not (word(0, "create") and word(i, "index")):
+        return None
+    i += 1
+    concurrently = word(i, "concurrently")
+    i += concurrently
+    if word(i, "if") and word(i + 1, "not") and word(i + 2, "exists"):
+        i += 3
+    if word(i, "on") or i >= len(toks) or toks[i][0] not in ("word", "ident"):
+        return None
+    name = toks[i][1]
+    if not word(i + 1, "on") or word(i + 2, "only"):
+        return None
+    i, parts = i + 2, []
+    while i < len(toks) and toks[i][0] in ("word", "ident"):
+        parts.append(toks[i][1])
+        if toks[i + 1:i + 2] != [("punct", ".")]:
+            break
+        i += 2
+    return IndexTarget(name, ".".join(parts), concurrently) if parts else None
+
+
+# The relation a CREATE INDEX names, in its table's schema (where PostgreSQL puts an index): is it an
+# index, of that table, valid and ready? No row when the table or the name does not resolve.
+INDEX_SQL = """
+SELECT n.nspname, i.relname, x.indexrelid IS NOT NULL, x.indrelid IS NOT DISTINCT FROM t.oid,
+       coalesce(x.indisvalid AND x.indisready, false), format('%%I.%%I', n.nspname, i.relname)
+FROM pg_class t
+JOIN pg_namespace n ON n.oid = t.relnamespace
+JOIN pg_class i ON i.oid = to_regclass(format('%%I.', n.nspname) || %(name)s)
+LEFT JOIN pg_index x ON x.indexrelid = i.oid
+WHERE t.oid = to_regclass(%(table)s)
+"""
+
+
+@dataclass(frozen=True)
+class FoundIndex:
+    schema: str
+    name: str
+    is_index: bool
+    on_table: bool
+    valid: bool
+    qualified: str
+
+    @property
+    def invalid(self) -> bool:
+        """An index of the statement's table left INVALID (a failed CREATE INDEX CONCURRENTLY)."""
+        return self.is_index and self.on_table and not self.valid
+
+
+def find_index(cur, target: IndexTarget) -> FoundIndex | None:
+    row = cur.execute(INDEX_SQL, {"name": target.name, "table": target.table}).fetchone()
+    return FoundIndex(*row) if row else None
 
 
 @dataclass
@@ -161,12 +392,13 @@ def read_directives(text: str, where: str = "<sql>", migration_id: str = "?") ->
 
 def load_file(path: Path, migration_id: str) -> SqlFile:
     data, text = read_sql(path, migration_id)
-    stmts = split_statements(text)
+    stmts, inside = split(text)
     where_ = f"{_rel(path)}"
     directives = read_directives(text, where_, migration_id)
-    if stmts and not stmts[-1].text.rstrip().endswith(";"):
-        last_line = stmts[-1].line + stmts[-1].text.count("\n")
-        raise MigrationError(f"{where_}:{last_line}: the file ends inside a statement (no closing ';'; "
+    if inside:  # what follows the last ';' is more than whitespace and comments
+        last_line = text.rstrip(" \t\n\r\f\v").count("\n") + 1
+        close = "no closing ';'" if inside.endswith("statement") else "never closed"
+        raise MigrationError(f"{where_}:{last_line}: the file ends inside {inside} ({close}; "
                              f"truncated?) (migration {migration_id}; nothing was applied)")
     if directives.get("transactional", "true").lower() == "false" and len(stmts) != 1:
         raise MigrationError(f"{where_}: a '-- transactional: false' file holds exactly one statement, "
@@ -182,6 +414,8 @@ class ApplyFiles:
         self.migration_id = mpath.stem
         self.module = mpath.parent.name
         self.files = files
+        self.notes: list[str] = []  # what was repaired on the way, for migrate to say
+        self._done: list[str] = []  # files applied by this call (what a non-transactional failure leaves)
 
     @property
     def paths(self) -> list[Path]:
@@ -195,6 +429,7 @@ class ApplyFiles:
     def __call__(self, conn: psycopg.Connection) -> None:
         files = self.load()
         in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        self._done = []
         with conn.cursor() as cur:
             cur.execute(BOOKKEEPING_DDL)
             for f in files:
@@ -204,6 +439,7 @@ class ApplyFiles:
                 self._run_file(cur, f, in_transaction)
                 rel = str(f.path.relative_to(where.sql_dir()))
                 cur.execute(RECORD_SQL, (self.migration_id, self.module, rel, checksum(f.data), ALGORITHM))
+                self._done.append(_rel(f.path))
 
     def _run_file(self, cur, f: SqlFile, in_transaction: bool) -> None:
         scope = "LOCAL " if in_transaction else ""
@@ -213,27 +449,77 @@ class ApplyFiles:
         for key, value in settings.items():  # set_config(name, value, is_local): values stay bound
             cur.execute("SELECT set_config(%s, %s, %s)", (key, value, in_transaction))
         for stmt in f.statements:
-            if not f.transactional:
-                self._drop_invalid_index(cur, stmt)
+            target = index_target(stmt.text)
+            if target:
+                self._drop_invalid_index(cur, f, stmt, target, in_transaction)
             try:
                 cur.execute(stmt.text)
             except psycopg.Error as exc:
-                raise MigrationError(describe_error(f.path, stmt, exc, self.migration_id),
+                left = None if in_transaction or not target else self._invalid_left(cur, target)
+                raise MigrationError(describe_error(f.path, stmt, exc, self.migration_id,
+                                                    self._outcome(in_transaction, left)),
                                      sqlstate=exc.sqlstate) from None
+            if target:
+                self._check_index(cur, f, stmt, target, in_transaction)
         for key in settings:
             cur.execute(sql.SQL("SET {} {} TO DEFAULT").format(sql.SQL(scope), sql.Identifier(key)))
 
+    def _outcome(self, in_transaction: bool, invalid_index: str | None = None) -> str:
+        """What a failure leaves: nothing in a transaction; else the files applied before it, and an
+        INVALID index that a failed CREATE INDEX CONCURRENTLY leaves behind."""
+        if in_transaction:
+            return "nothing was applied"
+        left = [f"{', '.join(self._done)} stay{'s' if len(self._done) == 1 else ''} applied"] if self._done else []
+        if invalid_index:
+            left.append(f"it left an INVALID index {invalid_index}, which the next run drops and builds again")
+        return "not transactional: " + "; ".join(left) if left else "nothing was applied"
+
     @staticmethod
-    def _drop_invalid_index(cur, stmt: Statement) -> None:
-        """A failed CREATE INDEX CONCURRENTLY leaves an INVALID index that IF NOT EXISTS would keep."""
-        m = CONCURRENT_INDEX.match(stmt.text)
-        if not m:
+    def _invalid_left(cur, target: IndexTarget) -> str | None:
+        try:
+            found = find_index(cur, target)
+        except psycopg.Error:  # the connection itself failed: nothing more to learn
+            return None
+        return found.qualified if found and found.invalid else None
+
+    def _drop_invalid_index(self, cur, f: SqlFile, stmt: Statement, target: IndexTarget, in_transaction: bool) -> None:
+        """A failed CREATE INDEX CONCURRENTLY leaves an INVALID index that IF NOT EXISTS would keep: drop it
+        (found in the catalog, whatever the quoting) so the statement builds it again."""
+        try:
+            found = find_index(cur, target)
+        except psycopg.Error as exc:  # a name PostgreSQL will not take: CREATE INDEX would fail the same way
+            raise MigrationError(f"{_rel(f.path)}:{stmt.line}: {first_line(exc)} (migration {self.migration_id}; "
+                                 f"{self._outcome(in_transaction)})", sqlstate=exc.sqlstate) from None
+        if not (found and found.invalid):
             return
-        name = sql.Identifier(m.group(2), m.group(1))
-        row = cur.execute("SELECT x.indisvalid FROM pg_index x WHERE x.indexrelid = to_regclass(%s)",
-                          (f"{m.group(2)}.{m.group(1)}",)).fetchone()
-        if row and not row[0]:
-            cur.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(name))
+        how = sql.SQL("DROP INDEX {}" if in_transaction else "DROP INDEX CONCURRENTLY {}")
+        try:
+            cur.execute(how.format(sql.Identifier(found.schema, found.name)))
+        except psycopg.Error as exc:
+            raise MigrationError(
+                f"{_rel(f.path)}:{stmt.line}: cannot drop the INVALID index {found.qualified} (left by an earlier "
+                f"failed build) to build it again: {first_line(exc)} (migration {self.migration_id}; "
+                f"{self._outcome(in_transaction, found.qualified)})", sqlstate=exc.sqlstate) from None
+        self.notes.append(f"dropped the INVALID index {found.qualified} left by an earlier failed build; "
+                          f"{_rel(f.path)} builds it again")
+
+    def _check_index(self, cur, f: SqlFile, stmt: Statement, target: IndexTarget, in_transaction: bool) -> None:
+        """After the statement, the index it names is a valid index of its table, or the migration fails
+        (IF NOT EXISTS keeps whatever already holds the name)."""
+        found = find_index(cur, target)
+        if found and found.is_index and found.on_table and found.valid:
+            return
+        if found is None:
+            why = f"index {target.name} on {target.table} is not in the catalog after CREATE INDEX"
+        elif not found.is_index:
+            why = f"{found.qualified} is not an index (IF NOT EXISTS kept what already held the name)"
+        elif not found.on_table:
+            why = (f"{found.qualified} is an index of another table than {target.table} (IF NOT EXISTS kept "
+                   "what already held the name)")
+        else:
+            why = f"index {found.qualified} is INVALID after CREATE INDEX"
+        raise MigrationError(f"{_rel(f.path)}:{stmt.line}: {why} (migration {self.migration_id}; "
+                             f"{self._outcome(in_transaction, found.qualified if found and found.invalid else None)})")
 
 
 class Rollback:

@@ -64,7 +64,8 @@ def test_read_only_commands_take_no_lock(db_url):
         assert run_dbtool("validate", "--database-url", db_url).returncode == 0
 
 
-def test_stale_yoyo_lock_row_is_cleared_and_reported(db_url):
+def test_stale_yoyo_lock_row_is_cleared_and_reported(db_url, postgresql):
+    postgresql.close()  # no session left that could hold the row (the fixture's would be one)
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("INSERT INTO yoyo_lock (locked, ctime, pid) VALUES (1, now(), 99999)")
     out = run_dbtool("migrate", "--database-url", db_url)

@@ -205,7 +205,7 @@ def test_rollback_refuses_when_the_newest_applied_migration_is_missing_from_disk
     assert counts(db_url) == before
     assert one(db_url, "SELECT count(*) FROM _yoyo_migration WHERE migration_id LIKE 'planning%%'") == (3,)
     other = run_dbtool("rollback", "-m", "crm", "--database-url", db_url, env=env)  # other modules are fine
-    assert other.returncode == 0 and "rolled back crm_0002_privileges" in other.stderr
+    assert other.returncode == 0 and "rolled back crm_" in other.stderr
 
 
 def test_rollback_of_a_newer_migration_than_the_missing_one_is_allowed(db_url, tmp_path):
@@ -235,7 +235,8 @@ def test_reset_forgets_the_modules_migrations_missing_from_disk_too(db_url, tmp_
     out = run_dbtool("reset", "-m", "planning", "--yes", "--database-url", db_url, env=env)
     assert out.returncode == 0 and "3 migration record(s) forgotten" in out.stderr, out.stderr
     assert one(db_url, "SELECT count(*) FROM _yoyo_migration WHERE migration_id LIKE 'planning%%'") == (0,)
-    assert one(db_url, "SELECT count(*) FROM _yoyo_migration") == (6,)      # other modules' records stay
+    others = len(migrate_lib.load([m for m in modules() if m != "planning"]))
+    assert one(db_url, "SELECT count(*) FROM _yoyo_migration") == (others,)  # other modules' records stay
 
 
 # -- 3: what DROP ... CASCADE takes outside the module is named, and refused without --cascade -
@@ -303,8 +304,10 @@ def test_rollback_names_what_it_would_drop_outside_the_module_and_needs_cascade(
             "INSERT INTO public.vip (name, email, plan, status, level)"
             " VALUES ('V', 'v@example.com', 'FREE', 'ACTIVE', 1)",
             "CREATE TABLE public.plans (id int, plan infra.customer_plan)")
-    first = run_dbtool("rollback", "-m", "infra", "--database-url", db_url)  # the grants only: nothing outside
-    assert first.returncode == 0 and "rolled back infra_0002_privileges" in first.stderr, first.stderr
+    later = [m.id for m in migrate_lib.load(["infra"])][1:]
+    for mid in reversed(later):  # the migrations after the first drop no table: nothing outside, no question
+        first = run_dbtool("rollback", "-m", "infra", "--database-url", db_url)
+        assert first.returncode == 0 and f"rolled back {mid}" in first.stderr, first.stderr
     out = run_dbtool("rollback", "-m", "infra", "--yes", "--database-url", db_url)
     line = one_line_error(out, 2)
     assert "table public.vip (and its rows)" in line and "table column public.plans.plan" in line
@@ -341,7 +344,7 @@ def test_rollback_of_every_module_or_every_migration_or_of_tables_asks(db_url):
     for args in ((), ("--all", "-m", "planning")):
         out = run_dbtool("rollback", *args, "--database-url", db_url)
         assert "use --yes" in one_line_error(out, 2)
-        assert one(db_url, status) == (8,)
+        assert one(db_url, status) == (len(migrate_lib.load(modules())),)
     only_grants = run_dbtool("rollback", "-m", "planning", "--database-url", db_url)   # drops no table: no question
     assert only_grants.returncode == 0, only_grants.stderr
     assert run_dbtool("seed", "-m", "planning", "--database-url", db_url).returncode == 0
