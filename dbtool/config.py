@@ -82,7 +82,7 @@ class Target:
             params["connect_timeout"] = default_connect_timeout()
         try:
             return psycopg.connect(self.conninfo, autocommit=autocommit, **params)
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, UnicodeError) as exc:  # UnicodeError: a host name IDNA refuses (db..x)
             raise ConnectError(self.mask(describe_connect_error(self.display(), exc))) from None
         except psycopg.ProgrammingError as exc:  # malformed conninfo
             raise UsageError(self.mask(f"invalid database URL: {first_line(exc)}")) from None
@@ -196,8 +196,10 @@ def describe_connect_error(where: str, exc: BaseException) -> str:
         why = "the server refused the connection (pg_hba.conf): " + _tail(text)
     elif "timeout expired" in low:
         why = "timed out waiting for the server"
-    elif "could not translate host name" in low:
+    elif "could not translate host name" in low or "failed to resolve host" in low:
         why = "unknown host: " + _tail(text)
+    elif isinstance(exc, UnicodeError):  # Python's resolver refused the name before asking DNS
+        why = "unknown host: not a valid host name (an empty label, as in db..example.com, or one over 63 characters)"
     else:
         why = "server unreachable: " + _tail(text)
     return f"cannot connect to {where}: {why}"

@@ -39,6 +39,7 @@ def seed(database_url, modules, clear):
 @database_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @setting_option("DBTOOL_STATS_EXACT_MAX_BYTES", "--exact-max-bytes", metavar="BYTES", show_default="64 MiB")
+@setting_option("DBTOOL_READ_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10")
 def stats(database_url, modules, fmt):
     """Rows (exact, or estimated for big tables: said which) and total size of every table."""
     from . import stats as stats_lib
@@ -58,6 +59,7 @@ def stats(database_url, modules, fmt):
 
 @click.command(epilog="Example: dbtool smoke --module chatbot\n\n" + EPILOG)
 @database_options
+@setting_option("DBTOOL_READ_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10")
 def smoke(database_url, modules):
     """Insert, read back and delete a row in every table, inside a transaction that is rolled back."""
     from . import smoke as smoke_lib

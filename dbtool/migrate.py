@@ -680,9 +680,14 @@ class MigrationState:
 
 def status(target: Target, modules: list[str]) -> list[MigrationState]:
     """Read-only: reads yoyo's table directly rather than letting yoyo create its tables."""
+    from . import lock_wait
+
     migrations = load(modules)
     with target.connect(application_name=application_name("status")) as conn:
-        history = read_history(conn)
+        wait = lock_wait.seconds()  # DBTOOL_READ_LOCK_TIMEOUT: never wait without end behind a lock on yoyo's table
+        lock_wait.limit_session(conn, wait)
+        with lock_wait.naming_blockers(conn, wait, command="status", schemas=modules):
+            history = read_history(conn)
     if history.unreadable:
         raise RefusedError(f"the server refused this role: permission denied to read {', '.join(history.unreadable)} "
                            "(which migrations ran)")

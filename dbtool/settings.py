@@ -29,6 +29,16 @@ def _whole(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("give a number of seconds") from None
+    if not 0 < value <= 2_147_483:  # nan and inf fail this too; PostgreSQL's limit is 2^31-1 ms
+        raise ValueError("give a number of seconds above 0 (at most 2147483)")
+    return value
+
+
 def _flag(raw: str) -> bool:
     low = raw.strip().lower()
     if low in ("1", "true", "yes", "on"):
@@ -70,6 +80,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "library: dbtool.pool"),
     Setting("DBTOOL_STATS_EXACT_MAX_BYTES", _whole(0), 64 * 1024 * 1024,
             "tables whose heap is smaller are counted exactly; bigger ones are estimated", "stats"),
+    Setting("DBTOOL_READ_LOCK_TIMEOUT", _seconds, 10.0,
+            "seconds a read-only command waits for a table lock, then names who holds it",
+            "validate, stats, smoke, status"),
     Setting("DBTOOL_PROGRESS", _flag, True, "live progress lines on a terminal (0 turns them off)",
             "migrate, analytics sync"),
 )}

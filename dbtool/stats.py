@@ -2,7 +2,9 @@
 
 Sizes come from one catalog query. Row counts are exact (count(*)) for tables whose heap is
 below DBTOOL_STATS_EXACT_MAX_BYTES (64 MiB), all in one UNION ALL statement; bigger tables report the planner's
-estimate (pg_class.reltuples, as of the last VACUUM/ANALYZE), and say so.
+estimate (pg_class.reltuples, as of the last VACUUM/ANALYZE), and say so. Both wait at most
+DBTOOL_READ_LOCK_TIMEOUT (10 s) for a table lock (pg_relation_size and count(*) need ACCESS SHARE),
+then stop naming who holds it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import asdict, dataclass
 import psycopg
 from psycopg import sql
 
-from . import settings
+from . import lock_wait, settings
 from .errors import DbtoolError
 
 _SIZES = """
@@ -36,10 +38,20 @@ class TableStats:
 
 
 def table_stats(conn: psycopg.Connection, modules: list[str], *,
-                exact_max_bytes: int | None = None) -> list[TableStats]:
-    """Per table: rows (exact, or estimated for big tables) and total size. Two statements in all."""
+                exact_max_bytes: int | None = None, lock_timeout: float | None = None) -> list[TableStats]:
+    """Per table: rows (exact, or estimated for big tables) and total size. Two statements in all.
+
+    A table lock held longer than `lock_timeout` seconds (default DBTOOL_READ_LOCK_TIMEOUT) stops it with
+    lock_wait.TableLockTimeout naming the holder.
+    """
     if exact_max_bytes is None:
         exact_max_bytes = int(settings.get("DBTOOL_STATS_EXACT_MAX_BYTES"))
+    wait = lock_wait.seconds(lock_timeout)
+    with lock_wait.bounded(conn, wait, command="stats", schemas=list(modules)):
+        return _table_stats(conn, modules, exact_max_bytes)
+
+
+def _table_stats(conn: psycopg.Connection, modules: list[str], exact_max_bytes: int) -> list[TableStats]:
     rel = conn.execute(_SIZES, (list(modules),)).fetchall()
     small = [(s, t) for s, t, _est, heap, _total in rel if heap <= exact_max_bytes]
     exact: dict[tuple[str, str], int] = {}

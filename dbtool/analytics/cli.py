@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..cli_common import EPILOG, SECONDS, Number, database_url_option, say, sett
 from ..errors import UsageError
 
 # duckdb (and numpy) are imported inside the commands: `dbtool --help` does not pay for them.
+FLOAT32_MAX = 3.4028234663852886e38  # embeddings are FLOAT[N]: a bigger number becomes infinity
 path_option = click.option("--path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                            envvar="DBTOOL_DUCKDB_PATH", show_envvar=True,
                            help="DuckDB file [default: var/analytics.duckdb].")
@@ -119,19 +121,41 @@ def summary(path, fmt):
         data = summary_lib(duck)
     click.echo(render_json(data) if fmt == "json" else render_text(data))
 
+VECTOR_FILE_MAX = 16 * 1024 * 1024  # a JSON list of floats; far more than any embedding needs
+
+
 def _vector(text: str) -> list[float]:
+    """--vector: a JSON list of finite numbers, given as is or as @FILE; anything else is one line, exit 2."""
     if text.startswith("@"):
+        name = text[1:]
         try:
-            text = Path(text[1:]).read_text(encoding="utf-8")
+            with open(name, "rb") as file:  # bounded: @/dev/zero or a disk image must not fill the memory
+                raw = file.read(VECTOR_FILE_MAX + 1)
         except OSError as exc:
-            raise UsageError(f"cannot read {text[1:]}: {exc.strerror}") from None
+            raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+        if len(raw) > VECTOR_FILE_MAX:
+            raise UsageError(f"--vector @{name}: larger than {VECTOR_FILE_MAX // 2**20} MiB, not a vector")
+        try:
+            text = raw.decode("utf-8-sig")  # a BOM (Windows editors) is not part of the JSON
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--vector @{name}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})"
+                             "; give a JSON list of numbers") from None
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--vector is not JSON: {exc.msg} at character {exc.pos}") from None
-    if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
+    except RecursionError:
+        raise UsageError("--vector is nested too deeply; give a JSON list of numbers") from None
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               for v in values):
         raise UsageError("--vector must be a JSON list of numbers")
-    return values
+    try:
+        floats = [float(v) for v in values]
+    except OverflowError:
+        floats = [math.inf]
+    if not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX for v in floats):
+        raise UsageError("--vector holds a number that is not finite, or beyond a 32-bit float (NaN, Infinity, 1e39)")
+    return floats
 
 def _stored(duck, message_id: int) -> list[float]:
     from .embeddings import stored_embedding

@@ -231,9 +231,15 @@ def stored_embedding(conn: duckdb.DuckDBPyConnection, message_id: int) -> list[f
 
 def _search(conn: duckdb.DuckDBPyConnection, vector, k: int, phone_number: str | None, *,
             with_content: bool) -> list[SearchHit]:
+    try:  # float64 first: a number beyond float32 must be refused, not silently become infinity
+        wide = np.asarray(vector, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError, OverflowError):
+        raise AnalyticsError("the query vector must be a flat list of numbers") from None
+    if not np.all(np.isfinite(wide) & (np.abs(wide) <= np.finfo(np.float32).max)):
+        raise AnalyticsError("the query vector holds a number that is not finite or beyond a 32-bit float")
     m = matrix(conn)
     dim = m.vectors.shape[1]
-    q = np.asarray(vector, dtype=np.float32).reshape(-1)
+    q = wide.astype(np.float32)
     if q.shape[0] != dim:
         raise AnalyticsError(f"query vector has {q.shape[0]} dimensions, message_embeddings has {dim}")
     q = normalise(q)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import lock_wait
 from ..config import Target
 from ..lock import application_name
 from .applied import check_applied
@@ -46,20 +47,27 @@ def merge(catalogs: Iterable[Catalog]) -> Catalog:
     return merged
 
 
-def expected_catalog(modules: list[str], *, from_sql_server: Target | None = None) -> Catalog:
+def expected_catalog(modules: list[str], *, from_sql_server: Target | None = None,
+                     say: Callable[[str], None] | None = None) -> Catalog:
     if from_sql_server is not None:
-        return merge(build(from_sql_server, modules).values())
+        return merge(build(from_sql_server, modules, say=say).values())
     return merge(load_snapshot(m) for m in modules)
 
 
 def validate(target: Target, modules: list[str], *, strict: bool = False, from_sql: bool = False,
-             migration_ids: dict[str, list[str]] | None = None, duckdb_path: Path | None = None) -> Report:
+             migration_ids: dict[str, list[str]] | None = None, duckdb_path: Path | None = None,
+             lock_timeout: float | None = None, say: Callable[[str], None] | None = None) -> Report:
+    """`lock_timeout`: seconds to wait for a table lock (catalog functions such as pg_get_expr open the
+    table) before stopping with lock_wait.TableLockTimeout naming the holder; default DBTOOL_READ_LOCK_TIMEOUT."""
     started = time.monotonic()
-    expected = expected_catalog(modules, from_sql_server=target if from_sql else None)
+    wait = lock_wait.seconds(lock_timeout)
+    expected = expected_catalog(modules, from_sql_server=target if from_sql else None, say=say)
     with target.connect(application_name=application_name("validate")) as conn:
+        lock_wait.limit_session(conn, wait)
         conn.read_only = True
-        live = read_catalog(conn, modules)
-        applied = check_applied(conn, modules, migration_ids or {}) if migration_ids is not None else []
+        with lock_wait.naming_blockers(conn, wait, command="validate", schemas=modules):
+            live = read_catalog(conn, modules)
+            applied = check_applied(conn, modules, migration_ids or {}) if migration_ids is not None else []
     findings = diff(expected, live, strict=strict) + applied
     checked = checked_objects(expected, live)
     if duckdb_path is not None:
