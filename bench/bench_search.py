@@ -126,8 +126,8 @@ def bench_sync(workdir: Path) -> None:
         migrate_lib.migrate(target, ["chatbot"], say=lambda _m: None)
         with target.connect() as pg:
             pg.execute("""
-                INSERT INTO chatbot.users (phone_number) SELECT '+55119' || lpad(g::text, 8, '0')
-                FROM generate_series(1, 1000) g""")
+                INSERT INTO chatbot.users (phone_number, consent, consent_at)  -- consent: synced (LGPD)
+                SELECT '+55119' || lpad(g::text, 8, '0'), true, now() FROM generate_series(1, 1000) g""")
             pg.execute("""
                 INSERT INTO chatbot.sessions (session_id, user_id, qualification_score)
                 SELECT 'sess-' || g, 1 + g % 1000, g % 100 FROM generate_series(1, 10000) g""")

@@ -67,6 +67,7 @@ With --exit-code: 1 when anything is pending. """ + EPILOG)
 @database_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--exit-code", is_flag=True, help="Exit 1 when any migration is pending.")
+@setting_option("DBTOOL_READ_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10")
 def status(database_url, modules, fmt, exit_code):
     """Applied and pending migrations per module, and files changed since (read-only)."""
     from . import migrate as migrate_lib
@@ -187,6 +188,7 @@ with --strict); files edited after they were applied are errors.
 @click.option("--duckdb", "duckdb_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="DBTOOL_DUCKDB_PATH", show_envvar=True,
               help="Also check this DuckDB analytics file against sql/duckdb/.")
+@setting_option("DBTOOL_READ_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10")
 def validate(database_url, modules, strict, fmt, from_sql, verbose, explain, duckdb_path):
     """Compare the live catalog with what sql/ describes; report every difference."""
     from . import migrate as migrate_lib
@@ -196,7 +198,7 @@ def validate(database_url, modules, strict, fmt, from_sql, verbose, explain, duc
     target = target_for(database_url)
     ids = {m: [mig.id for mig in migrate_lib.load([m])] for m in modules}
     report = validate_lib.validate(target, modules, strict=strict, from_sql=from_sql, migration_ids=ids,
-                                   duckdb_path=duckdb_path)
+                                   duckdb_path=duckdb_path, say=say)
     if fmt == "json":
         click.echo(render.as_json(report), nl=False)
     elif fmt == "junit":
@@ -216,8 +218,12 @@ def snapshot(database_url):
     from .paths import root
     from .repo import _generate
 
+    written = (expected.SNAPSHOT_DIR.resolve(), _generate.TARGET.resolve())
+    if not all(path.is_relative_to(root()) for path in written):  # DBTOOL_ROOT names another checkout
+        raise UsageError(f"snapshot writes {written[0]}/ and {written[1]} of the dbtool that runs, outside "
+                         f"DBTOOL_ROOT={root()}: nothing written; run that checkout's own dbtool, or unset DBTOOL_ROOT")
     target = target_for(database_url)
-    for path in expected.write_snapshots(expected.build(target, all_modules())):
+    for path in expected.write_snapshots(expected.build(target, all_modules(), say=say)):
         say(f"wrote {path.relative_to(root())}")
     for module in all_modules():
         say(f"wrote sql/{psql_entry.write(module).name}")
@@ -259,6 +265,9 @@ cli.add_command(analytics)
 from .docs_cli import backup, docs, restore, wait  # noqa: E402
 
 for _cmd in (wait, backup, restore, docs): cli.add_command(_cmd)  # noqa: E701
+from .jobs_cli import jobs  # noqa: E402
+
+cli.add_command(jobs)
 
 
 def main() -> None:

@@ -268,10 +268,19 @@ def test_privileges_file_repairs_drift(db_url):
         assert acl_state(conn) == migrated
 
 
+def roll_back_after_privileges(target: Target) -> None:
+    """Undo the migrations applied after each module's <module>_0002_privileges (newest first)."""
+    for module in MODULES:
+        later = [s.id for s in migrate_lib.status(target, [module]) if s.applied and s.id > f"{module}_0002_privileges"]
+        for _ in later:
+            migrate_lib.rollback(target, [module], say=lambda _m: None)
+
+
 def test_rollback_of_the_privileges_migration_removes_the_grants_and_keeps_the_roles(db_url):
     target = Target(db_url, "test")
     with psycopg.connect(db_url) as conn:
         migrated = acl_state(conn)
+    roll_back_after_privileges(target)
     done = migrate_lib.rollback(target, MODULES, say=lambda _m: None)
     assert sorted(done.applied) == sorted(f"{m}_0002_privileges" for m in MODULES)
 
@@ -295,6 +304,6 @@ def test_rollback_of_the_privileges_migration_removes_the_grants_and_keeps_the_r
                             ([f"{m}_{k}" for m in MODULES for k in ("rw", "ro")],)).fetchone()[0] == 2 * len(MODULES)
 
     again = migrate_lib.migrate(target, MODULES, say=lambda _m: None)
-    assert sorted(again.applied) == sorted(f"{m}_0002_privileges" for m in MODULES)
+    assert {f"{m}_0002_privileges" for m in MODULES} <= set(again.applied)
     with psycopg.connect(db_url) as conn:
         assert acl_state(conn) == migrated

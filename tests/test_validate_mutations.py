@@ -264,7 +264,8 @@ MUTATIONS: list[Mutation] = [
       E("column", "crm.customer.is_optout", "differs", "acl")),
     M("column-order-changed",
       ["ALTER TABLE crm.customer DROP COLUMN last_name",
-       "ALTER TABLE crm.customer ADD COLUMN last_name varchar(255)"],
+       "ALTER TABLE crm.customer ADD COLUMN last_name varchar(255)",
+       "COMMENT ON COLUMN crm.customer.last_name IS 'Last name. [personal data]'"],  # sql/crm/150_personal_data.sql
       W("column", "crm.customer.last_name", "differs", "position")),
     M("column-extra-not-null-without-default", "ALTER TABLE crm.customer ADD COLUMN tenant_id integer NOT NULL",
       E("column", "crm.customer.tenant_id", "extra")),

@@ -28,6 +28,12 @@ interrupted anywhere leaves DuckDB as it was and the next run copies the same ro
   snapshot, and deletes from message_history, message_embeddings (up to the horizon: the application may
   add embeddings of newer messages) and conversation_context what PostgreSQL no longer has. Every row
   DuckDB holds came from an earlier snapshot, so a key missing from this one was deleted.
+- consent (LGPD): only rows of users with chatbot.users.consent = true reach DuckDB. The key sets above hold
+  only those users' keys, so a user who withdraws consent leaves DuckDB at the next run, like a deleted one
+  (counted in `removed`). A user who gives consent later comes in at the next run: users updated since
+  (sessions watermark - overlap) have their older messages and sessions read again (INSERT OR IGNORE and the
+  session EXCEPT keep what DuckDB already has). A change of consent more than the overlap older than the
+  sessions watermark when the sync sees it is missed, like a late session.
 conversation_context.summary and key_entities are derived from the session's messages up to the horizon
 (PostgreSQL has no summary column): "N messages (U from the user); intents: a, b" and the latest value
 of each entity key the NLP service extracted.
@@ -61,16 +67,23 @@ MESSAGES_COPY = """
         FROM chatbot.messages m
         JOIN chatbot.sessions s ON s.id = m.session_id
         JOIN chatbot.users u ON u.id = s.user_id
-        WHERE m.id > %(after)s AND m.id <= %(upto)s
-        ORDER BY m.id
+        WHERE m.id > %(after)s AND m.id <= %(upto)s AND u.consent
+        UNION ALL  -- users whose consent changed lately: their older messages (the newer ones are above)
+        SELECT m.id, m.message_id, s.session_id, u.phone_number, m.role, m.content, m.intent, m.sentiment,
+               m.confidence, m.entities, m.response_time_ms, m.created_at
+        FROM chatbot.users u
+        JOIN chatbot.sessions s ON s.user_id = u.id
+        JOIN chatbot.messages m ON m.session_id = s.id
+        WHERE u.updated_at > %(since)s AND u.consent AND m.id <= %(after)s
+        ORDER BY 1
     ) TO STDOUT (FORMAT csv)"""
 
 SESSIONS_COPY = """
     COPY (
         WITH sel AS (
-            SELECT s.* FROM chatbot.sessions s
-            WHERE s.updated_at > %(since)s
-               OR s.id IN (SELECT m.session_id FROM chatbot.messages m WHERE m.id > %(after)s AND m.id <= %(upto)s)),
+            SELECT s.* FROM chatbot.sessions s JOIN chatbot.users u ON u.id = s.user_id
+            WHERE u.consent AND (s.updated_at > %(since)s OR u.updated_at > %(since)s
+               OR s.id IN (SELECT m.session_id FROM chatbot.messages m WHERE m.id > %(after)s AND m.id <= %(upto)s))),
         msg AS (
             SELECT m.id, m.session_id, m.role, m.intent, m.entities FROM chatbot.messages m
             WHERE m.session_id IN (SELECT id FROM sel) AND m.id <= %(upto)s),
@@ -93,9 +106,18 @@ SESSIONS_COPY = """
         LEFT JOIN ke ON ke.session_id = s.id
     ) TO STDOUT (FORMAT csv)"""
 
-# The key sets that tell what was deleted in PostgreSQL (ids only: cheap).
-MESSAGE_IDS_COPY = "COPY (SELECT id FROM chatbot.messages WHERE id <= %(upto)s) TO STDOUT (FORMAT csv)"
-SESSION_KEYS_COPY = "COPY (SELECT session_id FROM chatbot.sessions) TO STDOUT (FORMAT csv)"
+# The key sets that tell what DuckDB may keep: rows still in PostgreSQL, of users who consent (keys only).
+MESSAGE_IDS_COPY = """
+    COPY (
+        SELECT m.id FROM chatbot.messages m
+        JOIN chatbot.sessions s ON s.id = m.session_id
+        JOIN chatbot.users u ON u.id = s.user_id
+        WHERE m.id <= %(upto)s AND u.consent
+    ) TO STDOUT (FORMAT csv)"""
+SESSION_KEYS_COPY = """
+    COPY (
+        SELECT s.session_id FROM chatbot.sessions s JOIN chatbot.users u ON u.id = s.user_id WHERE u.consent
+    ) TO STDOUT (FORMAT csv)"""
 
 MESSAGE_COLUMNS = {
     "id": "BIGINT", "message_id": "VARCHAR", "session_id": "VARCHAR", "phone_number": "VARCHAR",

@@ -371,7 +371,7 @@ class Events:
     """infra.events"""
 
     id: UUID
-    customer_id: UUID
+    customer_id: UUID | None
     agent_id: UUID | None
     recommendation_id: UUID | None
     event_type: str
@@ -379,6 +379,7 @@ class Events:
     message: str | None
     data: Any
     created_at: dt.datetime
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,11 @@ def count(duck: duckdb.DuckDBPyConnection, table: str) -> int:
     return duck.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]  # table: a test constant
 
 
-def add_user(pg: psycopg.Connection, phone: str) -> int:
-    return pg.execute("INSERT INTO chatbot.users (phone_number, name) VALUES (%s, %s) RETURNING id",
-                      (phone, f"user {phone}")).fetchone()[0]
+def add_user(pg: psycopg.Connection, phone: str, *, consent: bool = True) -> int:
+    """A user; with consent (LGPD) by default, since only those users' rows reach DuckDB."""
+    return pg.execute("INSERT INTO chatbot.users (phone_number, name, consent, consent_at)"
+                      " VALUES (%s, %s, %s, CASE WHEN %s THEN now() END) RETURNING id",
+                      (phone, f"user {phone}", consent, consent)).fetchone()[0]
 
 
 def add_session(pg: psycopg.Connection, user_id: int, key: str, *, state: str = "GREETING",

@@ -41,10 +41,31 @@ def test_upload_computes_variance_and_is_idempotent(plan):
     assert weekly_actuals.upload(plan, workflow_id="wf", rows=batch) == weekly_actuals.UploadResult(0, 0, 4)
     after = {(r.week_number, r.store_id): r for r in weekly_actuals.page(plan, workflow_id="wf", limit=50).rows}
     assert after == before                                     # same rows, same ids, same uploaded_at
-    res = weekly_actuals.upload(plan, workflow_id="wf", rows=[_row(1, "S2", 120, 100), _row(1, "S2", 110, 100)])
-    assert res == weekly_actuals.UploadResult(0, 1, 0)         # the last of a repeated key wins
+    res = weekly_actuals.upload(plan, workflow_id="wf", rows=[_row(1, "S2", 110, 100), _row(1, "S3", 10, 0)])
+    assert res == weekly_actuals.UploadResult(0, 1, 1)         # every row of the batch counted once
     s2 = weekly_actuals.get(plan, workflow_id="wf", week_number=1, store_id="S2")
     assert (s2.id, s2.actual_units_sold, s2.variance_pct) == (before[(1, "S2")].id, 110, pytest.approx(0.1))
+
+
+def test_upload_refuses_a_batch_with_colliding_rows_and_writes_nothing(plan):
+    """Issue 13, item 6: two rows for one (workflow, week, store), e.g. two categories, were reduced to one."""
+    categories.upsert(plan, category_id="tops", category_name="Tops")
+    weekly_actuals.upload(plan, workflow_id="wf", rows=[_row(1, "S1", 150, 140)])
+    before = weekly_actuals.page(plan, workflow_id="wf", limit=50).rows
+    tops = {**_row(1, "S1", 40, 50), "category_id": "tops"}
+    batch = [_row(1, "S1", 151, 140), _row(1, "S2", 90, 100), tops, _row(2, "S3", 5, None), _row(2, "S3", 5, None)]
+    with pytest.raises(weekly_actuals.CollidingRows) as refused:
+        weekly_actuals.upload(plan, workflow_id="wf", rows=iter(batch))   # a one-shot iterator is enough
+    assert str(refused.value) == (
+        "planning.weekly_actuals upload for workflow wf: rows 1, 3 (category_id dresses, tops) have the same "
+        "week_number=1, store_id=S1; rows 4, 5 (category_id dresses, dresses) have the same week_number=2, "
+        "store_id=S3 (rows counted from 1); unique_workflow_week_store holds one row per workflow, week and "
+        "store: give each once. Nothing written")
+    assert refused.value.collisions == [
+        weekly_actuals.Collision(("wf", 1, "S1"), (1, 3), ("dresses", "tops")),
+        weekly_actuals.Collision(("wf", 2, "S3"), (4, 5), ("dresses", "dresses"))]
+    assert isinstance(refused.value, InvalidValue)
+    assert weekly_actuals.page(plan, workflow_id="wf", limit=50).rows == before   # nothing written, nothing changed
 
 
 def test_upload_refuses_incomplete_rows(plan):

@@ -9,15 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import psycopg
-from psycopg import sql
 
 from .._table import Table, utcnow
 from ..errors import NotFound
 from ..rows_generated import Users
-from . import car_interactions, human_handoffs, messages, qualified_leads, sessions
+from . import personal_data
 
 T = Table("chatbot", "users", Users)
 get, insert, update, delete, upsert, page, load = (T.get, T.insert, T.update, T.delete, T.upsert, T.page, T.load)
@@ -29,7 +28,11 @@ def grant_consent(conn: psycopg.Connection, *, id: int, version: str, now: dt.da
 
 
 def withdraw_consent(conn: psycopg.Connection, *, id: int, now: dt.datetime | None = None) -> Users:
-    """The user withdrew consent at `now` (consent_at records when; consent_version the terms withdrawn)."""
+    """The user withdrew consent at `now` (consent_at records when; consent_version the terms withdrawn).
+
+    The next `dbtool analytics sync` removes the user's rows from the DuckDB analytics store, and copies
+    nothing of theirs while consent stays withdrawn (dbtool.analytics.sync).
+    """
     return _found(T.update(conn, id=id, consent=False, consent_at=now or utcnow()), id)
 
 
@@ -61,20 +64,15 @@ class _Gone:
 # It runs inside the PostgreSQL transaction, after the rows here are deleted: if it raises, nothing is erased.
 Eraser = Callable[[psycopg.Connection, ErasedUser], Mapping[str, int]]
 
-# Children first, so each count is what was deleted from that table (not hidden in an ON DELETE CASCADE).
-_BY_SESSION: list[Table[Any]] = [messages.T, car_interactions.T, human_handoffs.T]
-_BY_USER: list[Table[Any]] = [qualified_leads.T, sessions.T]
-_ERASE = (
-    [(t.qualified, sql.SQL("DELETE FROM {} WHERE session_id = ANY(%s)").format(t.ident)) for t in _BY_SESSION]
-    + [(t.qualified, sql.SQL("DELETE FROM {} WHERE user_id = %s").format(t.ident)) for t in _BY_USER]
-    + [(T.qualified, sql.SQL("DELETE FROM {} WHERE id = %s").format(T.ident))]
-)
-_SESSIONS_OF = sql.SQL("SELECT id FROM {} WHERE user_id = %s").format(sessions.T.ident)
-
 
 def erase(conn: psycopg.Connection, *, id: int | None = None, phone_number: str | None = None,
           erasers: Sequence[Eraser] = ()) -> dict[str, int]:
-    """Delete every row of one user (by id or phone number); {table: rows deleted}. All or nothing."""
+    """Delete every row of one user (by id or phone number); {table: rows deleted}. All or nothing.
+
+    Which tables: chatbot.users and every table whose rows go with a user's through ON DELETE CASCADE
+    foreign keys, derived from the committed snapshot (personal_data.erasure_plan, which also refuses a
+    table tagged [personal data] that this would not reach).
+    """
     with conn.transaction():
         user = T.get(conn, id=id) if id is not None else T.get(conn, phone_number=phone_number)
         if user is None and phone_number is not None and erasers:
@@ -83,11 +81,9 @@ def erase(conn: psycopg.Connection, *, id: int | None = None, phone_number: str 
             return {table: n for eraser in erasers for table, n in eraser(conn, gone).items()}
         if user is None:
             raise NotFound(f"chatbot.users: no user {id if id is not None else phone_number}")
-        session_ids = [r[0] for r in conn.execute(_SESSIONS_OF, (user.id,)).fetchall()]
-        counts: dict[str, int] = {}
-        for i, (table, stmt) in enumerate(_ERASE):
-            arg = session_ids if i < len(_BY_SESSION) else user.id
-            counts[table] = conn.execute(stmt, (arg,)).rowcount
+        # The tables come from the [personal data] tags and the foreign keys of the snapshot (personal_data),
+        # children first, so each count is what was deleted from that table (not hidden in a cascade).
+        counts = personal_data.erasure_plan().delete(conn, [user.id])
         for eraser in erasers:
             for table, n in eraser(conn, user).items():
                 counts[table] = counts.get(table, 0) + n

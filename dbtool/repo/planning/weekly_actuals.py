@@ -3,6 +3,10 @@
 Key and columns come from the catalog snapshot; see dbtool/repo/_table.py for what each function does.
 Behaviours: upload a batch of actuals as one idempotent, set-based upsert on (workflow_id, week_number,
 store_id) computing variance_pct; the variance report of a workflow per week.
+
+The seed's key unique_workflow_week_store holds one row per workflow, week and store, whatever the category:
+a batch that gives two rows for one key (e.g. two categories of one store and week) is refused whole
+(CollidingRows, naming the rows), never reduced to one of them in silence.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ COMPUTED = "variance_pct"
 UPLOAD_COLUMNS = tuple(c for c in T.columns
                        if not T.column[c].identity and not T.column[c].has_default and c != COMPUTED)
 NATURAL_KEY = T.conflict_key()  # (workflow_id, week_number, store_id); RepoError at import if there is none
+KEY_NAME = next(name for name, cols in T.unique_keys.items() if cols == NATURAL_KEY)  # unique_workflow_week_store
 _VARIANCE = sql.SQL("CASE WHEN u.forecast_units_sold IS NULL OR u.forecast_units_sold = 0 THEN NULL"
                     " ELSE (u.actual_units_sold - u.forecast_units_sold)::double precision / u.forecast_units_sold END")
 
@@ -54,31 +59,70 @@ _UPLOAD = _compose_upload()
 
 @dataclass(frozen=True)
 class UploadResult:
+    """What an upload did with each row of the batch: inserted + updated + unchanged == rows given."""
+
     inserted: int
     updated: int
     unchanged: int
+
+
+@dataclass(frozen=True)
+class Collision:
+    """Rows of one batch with the same key: their positions in the batch, counting from 1."""
+
+    key: tuple  # (workflow_id, week_number, store_id)
+    rows: tuple[int, ...]
+    categories: tuple[str, ...]  # category_id of each of those rows
+
+
+class CollidingRows(InvalidValue):
+    """An upload batch gives more than one row for one (workflow_id, week_number, store_id); nothing written.
+
+    `collisions` lists every key given more than once, with the rows that gave it.
+    """
+
+    def __init__(self, workflow_id: str, collisions: list[Collision]):
+        self.collisions = collisions
+        shown = "; ".join(
+            f"rows {', '.join(map(str, c.rows))} (category_id {', '.join(c.categories)}) have the same "
+            + ", ".join(f"{col}={v}" for col, v in zip(NATURAL_KEY, c.key) if col != "workflow_id")
+            for c in collisions[:5])
+        more = f"; and {len(collisions) - 5} more key(s)" if len(collisions) > 5 else ""
+        super().__init__(
+            f"planning.weekly_actuals upload for workflow {workflow_id}: {shown}{more} (rows counted from 1); "
+            f"{KEY_NAME} holds one row per workflow, week and store: give each once. "
+            f"Nothing written")
 
 
 def upload(conn: psycopg.Connection, *, workflow_id: str, rows: Iterable[Mapping[str, Any]]) -> UploadResult:
     """Upsert a batch of one workflow's weekly actuals in one statement.
 
     Each mapping gives UPLOAD_COLUMNS except workflow_id (forecast_units_sold may be missing or None).
-    A key repeated within the batch keeps its last row. Uploading the same batch again changes nothing.
+    Each (week_number, store_id) may appear once: a batch repeating one, even with the same values or another
+    category, is refused whole (CollidingRows, naming every colliding row; nothing written). Keeping one of
+    them would drop the other's sales in silence, and which one survived would depend on the batch's order.
+    Uploading the same batch again changes nothing.
     """
-    latest: dict[tuple, dict] = {}
-    for r in rows:
+    batch: dict[tuple, dict] = {}
+    seen: dict[tuple, list[tuple[int, Any]]] = {}  # key -> (position, category_id) of each row giving it
+    for position, r in enumerate(rows, 1):
         r = {"forecast_units_sold": None, **r, "workflow_id": workflow_id}
         missing = [c for c in UPLOAD_COLUMNS if c not in r]
         extra = [c for c in r if c not in UPLOAD_COLUMNS]
         if missing or extra:
             raise InvalidValue(f"planning.weekly_actuals upload: missing {missing or '-'}, unknown {extra or '-'}")
-        latest[tuple(r[c] for c in NATURAL_KEY)] = r
-    if not latest:
+        key = tuple(r[c] for c in NATURAL_KEY)
+        seen.setdefault(key, []).append((position, r["category_id"]))
+        batch.setdefault(key, r)
+    if len(batch) != sum(map(len, seen.values())):
+        raise CollidingRows(workflow_id, [Collision(k, tuple(p for p, _ in given), tuple(str(c) for _, c in given))
+                             for k, given in seen.items() if len(given) > 1])
+    if not batch:
         return UploadResult(0, 0, 0)
-    arrays = [[T._adapt(c, r[c]) for r in latest.values()] for c in UPLOAD_COLUMNS]
+    arrays = [[T._adapt(c, r[c]) for r in batch.values()] for c in UPLOAD_COLUMNS]
     flags = [row[0] for row in conn.execute(_UPLOAD, arrays).fetchall()]
     inserted = sum(flags)
-    return UploadResult(inserted, len(flags) - inserted, len(latest) - len(flags))
+    return UploadResult(inserted, len(flags) - inserted, len(batch) - len(flags))
 
 
 @dataclass(frozen=True)
