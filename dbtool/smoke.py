@@ -30,7 +30,7 @@ from psycopg.types.json import Jsonb
 from . import lock_wait
 from .catalog.expected import load_snapshot
 from .errors import RefusedError, first_line
-from .repo import table_names
+from .repo import parents_first, table_names
 from .repo._table import Table
 
 # Values no type or CHECK reading can derive (a regular-expression CHECK).
@@ -135,21 +135,7 @@ def smoke_tables(modules: list[str]) -> dict[str, Table[Any] | str]:
                     found[f"{m}.{name}"] = "cannot smoke: no primary key to read the row back by"
                 else:
                     found[f"{m}.{name}"] = Table(m, name, SimpleNamespace)
-    order: list[str] = []
-
-    def visit(name: str, path: tuple = ()) -> None:
-        t = found.get(name)
-        if name in order or name in path or t is None:
-            return
-        if isinstance(t, Table):
-            for fk in t.foreign_keys.values():
-                if fk.references and fk.references != name:
-                    visit(fk.references, path + (name,))
-        order.append(name)
-
-    for name in sorted(found):
-        visit(name)
-    return {n: found[n] for n in order}
+    return parents_first(found)
 
 
 def run(conn: psycopg.Connection, modules: list[str], *, say=print, lock_timeout: float | None = None) -> list[Result]:
