@@ -74,7 +74,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("PG_BINDIR", _path, None, "the PostgreSQL server binaries for the local cluster "
             "(default: the newest /usr/lib/postgresql/*/bin, then pg_config --bindir)", "devdb, make migrate, tests"),
     Setting("DBTOOL_DUCKDB_PATH", _path, None, "the DuckDB analytics file (default: var/analytics.duckdb)",
-            "analytics, validate --duckdb, erase-user"),
+            "analytics, validate --duckdb, erase-user, jobs purge"),
     Setting("DBTOOL_POOL_MIN", _whole(0), 20, "connections a pool keeps open", "library: dbtool.pool"),
     Setting("DBTOOL_POOL_MAX", _whole(1), 60, "connections a pool may open (20 + 40 overflow)",
             "library: dbtool.pool"),
