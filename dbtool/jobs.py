@@ -190,15 +190,14 @@ def purge_duckdb(duck: duckdb.DuckDBPyConnection, session_keys: Sequence[str], *
     {"duckdb.<table>": rows}. One DuckDB transaction."""
     import duckdb
 
-    from .analytics.db import duck_error
+    from .analytics.db import duck_error, transaction
     from .analytics.embeddings import bump_version
 
     try:
         tables = [r[0] for r in duck.execute(
             "SELECT DISTINCT table_name FROM duckdb_columns() WHERE database_name = current_database()"
             " AND schema_name = current_schema() AND column_name = 'session_id' ORDER BY 1").fetchall()]
-        duck.execute("BEGIN")
-        try:
+        with transaction(duck, commit=not dry_run):
             duck.execute("CREATE OR REPLACE TEMP TABLE dbtool_purge_keys AS SELECT unnest(?::VARCHAR[]) AS session_id",
                          [list(session_keys)])
             verb = "SELECT count(*) FROM" if dry_run else "DELETE FROM"
@@ -208,10 +207,6 @@ def purge_duckdb(duck: duckdb.DuckDBPyConnection, session_keys: Sequence[str], *
             duck.execute("DROP TABLE dbtool_purge_keys")
             if not dry_run and counts.get("duckdb.message_embeddings"):
                 bump_version(duck)  # in-memory search matrices must drop the purged vectors
-            duck.execute("ROLLBACK" if dry_run else "COMMIT")
-        except BaseException:
-            duck.execute("ROLLBACK")
-            raise
     except duckdb.Error as exc:
         raise duck_error("DuckDB purge failed, nothing purged", exc) from None
     return counts

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,22 @@ def connect(path: str | Path | None = None, *, read_only: bool = False,
         raise AnalyticsError(f"cannot open DuckDB file {target}: {first_line(exc)}") from None
 
 
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT (or ROLLBACK when commit is False, for a dry run); ROLLBACK on any error.
+
+    DuckDB runs statements one by one and keeps what succeeded: work that must be all or nothing
+    goes inside this.
+    """
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT" if commit else "ROLLBACK")
+
+
 def sql_files(sql_dir: Path | None = None) -> list[Path]:
     return sorted(Path(sql_dir or duckdb_sql_dir()).glob("[0-9][0-9][0-9]_*.sql"))
 
@@ -93,9 +111,8 @@ def apply_file(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
         statements = conn.extract_statements(text)
     except duckdb.Error as exc:  # a parse error: the whole text was parsed, so a LINE is the file's line
         raise AnalyticsError(f"{path.name}, line {_pointed_line(exc, 1, 1, last_line)}: {first_line(exc)}") from None
-    conn.execute("BEGIN")
     pos = 0
-    try:
+    with transaction(conn):
         for stmt in statements:
             # Run the statement from its first keyword, whose file line we know: how a DuckDB release
             # counts lines in what it was given (leading blank lines, comments) then does not matter.
@@ -111,10 +128,6 @@ def apply_file(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
             except duckdb.Error as exc:
                 raise AnalyticsError(f"{path.name}, line {_pointed_line(exc, start, start, end)}: "
                                      f"{first_line(exc)}") from None
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _strip_leading_trivia(query: str) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from .db import connect, default_path, duck_error
+from .db import connect, default_path, duck_error, transaction
 from .embeddings import bump_version
 
 if TYPE_CHECKING:
@@ -25,17 +25,12 @@ def erase_phone(duck_conn: duckdb.DuckDBPyConnection, phone_number: str) -> dict
     the user's rows back from PostgreSQL.
     """
     try:
-        duck_conn.execute("BEGIN")
-        try:
+        with transaction(duck_conn):
             counts = {t: duck_conn.execute(f"DELETE FROM {t} WHERE phone_number = ?",
                                            [phone_number]).fetchall()[0][0]
                       for t in TABLES}  # table names are our constants
             if counts["message_embeddings"]:
                 bump_version(duck_conn)  # in-memory search matrices must drop the user's vectors
-            duck_conn.execute("COMMIT")
-        except BaseException:
-            duck_conn.execute("ROLLBACK")
-            raise
     except duckdb.Error as exc:
         raise duck_error("DuckDB erasure failed, nothing erased", exc) from None
     return counts

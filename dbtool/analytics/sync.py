@@ -53,7 +53,7 @@ import duckdb
 import psycopg
 
 from ..fetch import fetch_one
-from .db import AnalyticsError, duck_error, first_line
+from .db import AnalyticsError, duck_error, first_line, transaction
 from .embeddings import bump_version
 
 DEFAULT_OVERLAP = timedelta(minutes=10)
@@ -284,8 +284,7 @@ def sync(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, *, overlap: ti
 
 def _load(duck: duckdb.DuckDBPyConnection, feed: Feed, *, horizon: int,
           step: Callable[[str], None]) -> tuple[int, int, int]:
-    duck.execute("BEGIN")
-    try:
+    with transaction(duck):
         with feed(MESSAGES_COPY) as source:
             added = duck.execute(
                 f"INSERT OR IGNORE INTO message_history BY NAME SELECT * FROM {_read_csv(MESSAGE_COLUMNS)}",
@@ -317,10 +316,6 @@ def _load(duck: duckdb.DuckDBPyConnection, feed: Feed, *, horizon: int,
                 rows_copied = analytics_sync_state.rows_copied + excluded.rows_copied, synced_at = excluded.synced_at
             """, [changed])
         step("watermark")
-        duck.execute("COMMIT")
-    except BaseException:
-        duck.execute("ROLLBACK")
-        raise
     return added, changed, removed
 
 
