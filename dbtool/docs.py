@@ -15,12 +15,13 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from . import paths
 from .catalog.expected import load_snapshot
-from .catalog.model import Catalog, Column, Constraint, Function, Index, Table, Trigger
+from .catalog.model import Catalog, Column, Constraint, Function, Index, Obj, Table, Trigger
 from .paths import modules as all_modules
 from .repo.chatbot.personal_data import is_personal, without_tag
 
@@ -46,6 +47,13 @@ def _short(name: str) -> str:
     return name.split(".")[-1]
 
 
+Named = TypeVar("Named", bound=Obj)
+
+
+def _by_name(objects: list[Named]) -> list[tuple[str, Named]]:
+    return [(o.name, o) for o in sorted(objects, key=lambda o: o.name)]
+
+
 class ModuleDoc:
     """The expected catalog of one module, grouped by table."""
 
@@ -59,10 +67,9 @@ class ModuleDoc:
         self.triggers: dict[str, list[tuple[str, Trigger]]] = defaultdict(list)
         for t in catalog.tables():
             self.columns[t.key] = [(c.name, c) for c in catalog.columns(t.schema, t.name)]
-        for kind, into in (("constraint", self.constraints), ("index", self.indexes), ("trigger", self.triggers)):
-            for o in sorted(catalog.objects(kind).values(), key=lambda o: o.key):
-                assert o.parent is not None
-                into[o.parent].append((o.name, o))  # type: ignore[arg-type]
+            self.constraints[t.key] = _by_name(catalog.constraints(t.schema, t.name))
+            self.indexes[t.key] = _by_name(catalog.indexes(t.schema, t.name))
+            self.triggers[t.key] = _by_name(catalog.triggers(t.schema, t.name))
 
     def table(self, key: str) -> Table:
         t = self.catalog.objects("table")[key]

@@ -404,7 +404,7 @@ class Catalog:
     def _children(self) -> dict[tuple[str, str | None], list[Obj]]:
         """(kind, qualified table) -> its objects: built once, so a lookup per table stays cheap."""
         out: dict[tuple[str, str | None], list[Obj]] = {}
-        for kind in ("column", "constraint", "index"):
+        for kind in ("column", "constraint", "index", "trigger"):
             for o in self.objects(kind).values():
                 out.setdefault((kind, o.parent), []).append(o)
         return out
@@ -419,6 +419,9 @@ class Catalog:
 
     def indexes(self, schema: str, table: str) -> list[Index]:
         return [i for i in self._children.get(("index", f"{schema}.{table}"), []) if isinstance(i, Index)]
+
+    def triggers(self, schema: str, table: str) -> list[Trigger]:
+        return [g for g in self._children.get(("trigger", f"{schema}.{table}"), []) if isinstance(g, Trigger)]
 
     def enums(self) -> dict[str, Enum]:
         """By the type's name as format_type prints it (schema-qualified)."""

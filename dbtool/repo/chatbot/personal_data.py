@@ -34,6 +34,7 @@ from psycopg import sql
 from ...catalog.expected import load_snapshot
 from ...catalog.model import Catalog, Constraint
 from ...errors import DbtoolError
+from ...fetch import fetch_one
 
 TAG = "[personal data]"
 DELETES = ("CASCADE",)
@@ -46,14 +47,14 @@ class PlanError(DbtoolError):
 
 
 def is_personal(comment: str | None) -> bool:
-    return bool(comment) and comment.rstrip().endswith(TAG)  # type: ignore[union-attr]
+    return comment is not None and comment.rstrip().endswith(TAG)
 
 
 def without_tag(comment: str | None) -> str | None:
     """The comment as a reader wants it: without the trailing tag (None when nothing else is left)."""
-    if not is_personal(comment):
+    if comment is None or not is_personal(comment):
         return comment
-    rest = comment.rstrip()[: -len(TAG)].rstrip()  # type: ignore[union-attr]
+    rest = comment.rstrip()[: -len(TAG)].rstrip()
     return rest or None
 
 
@@ -121,16 +122,15 @@ class Plan:
 
     def count(self, conn: psycopg.Connection, keys: Sequence[object]) -> dict[str, int]:
         """{table: rows that would go}, changing nothing."""
-        return {t: int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_ident(t), self.rows_of(t)),
-                                    {"keys": list(keys)}).fetchone()[0])  # type: ignore[index]
-                for t in self.tables}
+        return {t: int(fetch_one(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+                    _ident(t), self.rows_of(t)), {"keys": list(keys)}))[0]) for t in self.tables}
 
     def count_detached(self, conn: psycopg.Connection, keys: Sequence[object]) -> dict[str, int]:
         """{table: rows that stay but lose their reference}."""
         out: dict[str, int] = {}
         for link in self.detached_links:
-            n = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_ident(link.child), self._via(link)),
-                             {"keys": list(keys)}).fetchone()[0]  # type: ignore[index]
+            n = fetch_one(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+                _ident(link.child), self._via(link)), {"keys": list(keys)}))[0]
             out[link.child] = out.get(link.child, 0) + int(n)
         return out
 
