@@ -10,6 +10,13 @@ Restore refuses a database that already holds tables unless forced (then it drop
 the archive re-creates: --clean --if-exists), and runs in one transaction: a restore
 that fails half-way leaves the target as it was.
 
+Neither waits without end behind another session's lock (DBTOOL_DATA_LOCK_TIMEOUT, `--lock-timeout`, 10 s):
+pg_dump runs with --lock-wait-timeout, and when it gives up dbtool names the sessions holding the conflicting
+table locks (pg_locks, pg_stat_activity); nothing is written. pg_restore has no such option, and the archive
+itself sets lock_timeout to 0 first (so PGOPTIONS cannot set it): dbtool watches pg_restore's session (named
+by PGAPPNAME) from a connection of its own, and when it has waited for a lock that long, names who blocks it
+(pg_blocking_pids) and cancels its statement; the restore's one transaction is rolled back, nothing changed.
+
 pg_dump and pg_restore die with dbtool, even when dbtool is killed with SIGKILL (on Linux,
 prctl(PR_SET_PDEATHSIG) in the child), so a killed restore never goes on to commit. The archive
 is written by dbtool itself (pg_dump's stdout) into a file created 0600 in the target's folder:
@@ -31,17 +38,20 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psycopg
 from psycopg.conninfo import make_conninfo
 
-from . import devdb, paths
+from . import devdb, lock_wait, paths
 from .config import Target
 from .errors import DbtoolError, UsageError
+from .lock import application_name
 
 USER_TABLES_SQL = """
     SELECT n.nspname || '.' || c.relname
@@ -55,6 +65,14 @@ USER_TABLES_SQL = """
 
 class RestoreRefused(DbtoolError):
     """The target database is not empty and --force was not given (exit 1)."""
+
+
+class ToolFailed(DbtoolError):
+    """pg_dump or pg_restore exited non-zero (exit 1); `stderr` is what it said."""
+
+    def __init__(self, message: str, stderr: str):
+        super().__init__(message)
+        self.stderr = stderr
 
 
 @dataclass(frozen=True)
@@ -129,7 +147,64 @@ def _run(target: Target, cmd: list[str], env: dict[str, str], what: str, *, stdo
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         detail = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else f"exit {proc.returncode}")
-        raise DbtoolError(target.mask(f"{what} failed: {detail.strip()}"))
+        raise ToolFailed(target.mask(f"{what} failed: {detail.strip()}"), proc.stderr)
+
+
+# pg_dump --lock-wait-timeout ends its LOCK TABLE with a statement timeout, and says which LOCK TABLE.
+_PG_DUMP_LOCK_WAIT = re.compile(r"Query was: LOCK TABLE ")
+
+
+def _dump_lock_timeout(target: Target, exc: ToolFailed, *, wait: float) -> DbtoolError:
+    """pg_dump's failure, or, when it gave up waiting for a table lock, one line naming who holds it."""
+    if not _PG_DUMP_LOCK_WAIT.search(exc.stderr):
+        return exc
+    try:
+        with target.connect(application_name=application_name("backup"), autocommit=True) as conn:
+            row = conn.execute(lock_wait.USER_SCHEMAS_SQL).fetchone()
+            who = lock_wait.blockers(conn, list(row[0]) if row else [], lock_wait.BLOCKS_READS)
+    except DbtoolError as failed:
+        who = f"could not read who holds it ({failed})"
+    return lock_wait.TableLockTimeout(target.mask(lock_wait.message(
+        "backup", wait, who, setting=lock_wait.DATA_SETTING, outcome="nothing written")))
+
+
+_WAITING_SQL = """
+SELECT pid FROM pg_stat_activity
+WHERE application_name = %s AND wait_event_type = 'Lock' AND datname = current_database()
+"""
+
+
+class _LockWatch(threading.Thread):
+    """Watches, from a connection of its own, the sessions a child tool opened (by their application_name): one
+    that has waited `wait` seconds for a lock gets its statement cancelled, once `blocked` names who blocks it."""
+
+    def __init__(self, conn: psycopg.Connection, app: str, wait: float, interval: float = 0.1):
+        super().__init__(daemon=True, name="dbtool-lock-watch")
+        self.conn, self.app, self.wait, self.interval = conn, app, wait, interval
+        self.blocked: str | None = None
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        since: dict[int, float] = {}  # pid -> when first seen waiting, in this unbroken wait
+        while not self._done.wait(self.interval):
+            try:
+                now = time.monotonic()
+                since = {r[0]: since.get(r[0], now) for r in self.conn.execute(_WAITING_SQL, (self.app,)).fetchall()}
+                late = [pid for pid, first in since.items() if now - first >= self.wait]
+                if late:
+                    self.blocked = lock_wait.blockers_of(self.conn, late[0])
+                    self.conn.execute("SELECT pg_cancel_backend(%s)", (late[0],))
+                    return
+            except psycopg.Error:  # the watch's connection broke: the tool goes on unwatched
+                return
+
+    def __enter__(self) -> "_LockWatch":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self.join()
 
 
 def _server(target: Target) -> tuple[str, int]:
@@ -216,12 +291,16 @@ def _publish(fd: int, dir_fd: int, partial: str | None, path: Path, *, force: bo
             pass
 
 
-def backup(target: Target, *, out: Path | None = None, force: bool = False) -> Outcome:
+def backup(target: Target, *, out: Path | None = None, force: bool = False,
+           lock_timeout: float | None = None) -> Outcome:
     """pg_dump -Fc of the whole database to `out` (default var/backups/<db>-<UTC time>.dump).
 
     out must be new, or a regular file when force; its folder must exist (var/backups is created).
+    pg_dump waits at most `lock_timeout` seconds (default DBTOOL_DATA_LOCK_TIMEOUT) for each table's lock;
+    then nothing is written and lock_wait.TableLockTimeout names who holds it.
     """
     started = time.monotonic()
+    wait = lock_wait.seconds(lock_timeout, setting=lock_wait.DATA_SETTING)
     if out is not None and not Path(out).parent.is_dir():
         raise UsageError(f"no folder {Path(out).parent} for --out {out} (create it first)")
     dbname, major = _server(target)
@@ -247,7 +326,11 @@ def backup(target: Target, *, out: Path | None = None, force: bool = False) -> O
         try:
             # pg_dump writes to our descriptor: it never opens a path itself (a seekable file, so the
             # archive still has its data offsets).
-            _run(target, [pg_dump, "--format=custom", *args], env, "pg_dump", stdout=fd)
+            try:
+                _run(target, [pg_dump, "--format=custom", f"--lock-wait-timeout={lock_wait.timeout_ms(wait)}",
+                              *args], env, "pg_dump", stdout=fd)
+            except ToolFailed as exc:
+                raise _dump_lock_timeout(target, exc, wait=wait) from None
             os.fsync(fd)
             size = os.fstat(fd).st_size
             try:
@@ -285,9 +368,15 @@ def _refuse_archive(path: Path, stderr: str) -> None:
     raise DbtoolError(f"cannot read the archive {path} (pg_restore: {said})")
 
 
-def restore(target: Target, path: Path, *, force: bool = False, no_owner: bool = False) -> Outcome:
-    """pg_restore `path` into the target; refuses a non-empty database unless force."""
+def restore(target: Target, path: Path, *, force: bool = False, no_owner: bool = False,
+            lock_timeout: float | None = None) -> Outcome:
+    """pg_restore `path` into the target; refuses a non-empty database unless force.
+
+    Each statement waits at most `lock_timeout` seconds (default DBTOOL_DATA_LOCK_TIMEOUT) for a lock; then the
+    restore's one transaction is rolled back and lock_wait.TableLockTimeout names who holds it.
+    """
     started = time.monotonic()
+    wait = lock_wait.seconds(lock_timeout, setting=lock_wait.DATA_SETTING)
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no backup file {path}")
@@ -309,5 +398,15 @@ def restore(target: Target, path: Path, *, force: bool = False, no_owner: bool =
         cmd += ["--clean", "--if-exists"]
     if no_owner:
         cmd += ["--no-owner", "--no-privileges"]
-    _run(target, [*cmd, str(path)], env, "pg_restore")
+    app = application_name("restore")  # pg_restore's sessions, to watch (a killed run's show as stale, too)
+    with target.connect(application_name=application_name("restore watch"), autocommit=True) as conn, \
+            _LockWatch(conn, app, wait) as watch:
+        try:
+            _run(target, [*cmd, str(path)], {**env, "PGAPPNAME": app}, "pg_restore")
+        except ToolFailed:
+            if watch.blocked is None:
+                raise
+            raise lock_wait.TableLockTimeout(target.mask(lock_wait.message(
+                "restore", wait, watch.blocked, setting=lock_wait.DATA_SETTING,
+                outcome="nothing restored (one transaction, rolled back)"))) from None
     return Outcome(path, time.monotonic() - started, path.stat().st_size)

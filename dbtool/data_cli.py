@@ -10,11 +10,20 @@ from . import paths
 from .cli_common import EPILOG, database_options, database_url_option, say, setting_option, target_for
 from .errors import EXIT_FINDINGS
 
+DATA_LOCK_HELP = ("Seconds to wait for a table (or row) lock held by another session, then stop (exit 1) "
+                  "naming who holds it; nothing is changed.")
+
+
+def data_lock_option(fn):
+    return setting_option("DBTOOL_DATA_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10",
+                          help=DATA_LOCK_HELP)(fn)
+
 
 @click.command(epilog="Example: dbtool seed --module infra --clear\n\n" + EPILOG)
 @database_options
 @click.option("--clear", is_flag=True,
               help="Remove the rows the seed inserted that still hold the seed's values, and nothing else.")
+@data_lock_option
 def seed(database_url, modules, clear):
     """Add the specifications' demo rows (idempotent), or remove them with --clear.
 
@@ -87,9 +96,11 @@ failure (exit 1) and nothing is erased anywhere; --no-duckdb skips DuckDB, sayin
               "when it exists].")
 @click.option("--no-duckdb", is_flag=True, help="Leave the DuckDB analytics file alone (said on stderr).")
 @click.option("--yes", is_flag=True, help="Required: erasure cannot be undone.")
+@data_lock_option
 @click.pass_context
 def erase_user(ctx, database_url, phone, duckdb_path, no_duckdb, yes):
     """Erase one chatbot user's data on request (LGPD), PostgreSQL and DuckDB."""
+    from . import lock_wait
     from .analytics.erase import duckdb_eraser, open_store
     from .errors import UsageError
     from .repo.chatbot import users
@@ -100,9 +111,14 @@ def erase_user(ctx, database_url, phone, duckdb_path, no_duckdb, yes):
         raise UsageError("give --duckdb or --no-duckdb, not both")
     target = target_for(database_url)
     duck, store = open_store(duckdb_path, skip=no_duckdb)  # never creates a file; fails before erasing
+    wait = lock_wait.seconds(setting=lock_wait.DATA_SETTING)
     try:
         with target.connect() as conn:
-            counts = users.erase(conn, phone_number=phone, erasers=[duckdb_eraser(duck)] if duck else [])
+            lock_wait.limit_session(conn, wait)  # its one transaction waits at most `wait` for each lock
+            with lock_wait.naming_blockers(conn, wait, command="erase-user", schemas=["chatbot"],
+                                           modes=lock_wait.BLOCKS_WRITES, setting=lock_wait.DATA_SETTING,
+                                           outcome="nothing erased anywhere", row_locks=True):
+                counts = users.erase(conn, phone_number=phone, erasers=[duckdb_eraser(duck)] if duck else [])
     finally:
         if duck is not None:
             duck.close()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import EPILOG, SECONDS, database_url_option, say, target_for
+from .cli_common import EPILOG, SECONDS, database_url_option, say, setting_option, target_for
 from .errors import EXIT_FINDINGS
 
 
@@ -44,13 +44,18 @@ def wait(database_url, timeout, login):
 
 The archive (mode 0600) gets its name only when complete, and only where nothing was:
 --out refuses an existing file unless --force, and never writes through a symbolic link
-or to a device, a pipe or a folder. Its folder must exist.
+or to a device, a pipe or a folder. Its folder must exist. Behind a session holding a
+table lock, pg_dump waits --lock-timeout seconds, then stops (exit 1, nothing written)
+naming that session.
 
 """ + EPILOG)
 @database_url_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Where to write the archive [default: var/backups/<dbname>-<UTC time>.dump].")
 @click.option("--force", is_flag=True, help="Replace an existing regular file at --out.")
+@setting_option("DBTOOL_DATA_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10",
+                help="Seconds pg_dump waits for a table lock held by another session, then stops (exit 1) "
+                     "naming who holds it.")
 def backup(database_url, out, force):
     """Back up the whole database with pg_dump -Fc (custom format, for pg_restore)."""
     from . import backup as backup_lib
@@ -69,7 +74,8 @@ def backup(database_url, out, force):
 
 Refuses a database that already has tables (exit 1, nothing changed) unless --force,
 which drops and re-creates what the backup contains. The restore runs in one
-transaction: if it fails, the database is left as it was.
+transaction: if it fails, the database is left as it was (so too when a lock held by
+another session is not granted within --lock-timeout seconds: that session is named).
 
 """ + EPILOG)
 @database_url_option
@@ -77,6 +83,9 @@ transaction: if it fails, the database is left as it was.
 @click.option("--force", is_flag=True, help="Restore into a non-empty database (--clean --if-exists).")
 @click.option("--no-owner", is_flag=True,
               help="Do not restore ownership or privileges (restoring as another role or to another server).")
+@setting_option("DBTOOL_DATA_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10",
+                help="Seconds each statement waits for a lock held by another session, then the restore stops "
+                     "(exit 1, nothing changed) naming who holds it.")
 def restore(database_url, file, force, no_owner):
     """Restore a `dbtool backup` archive with pg_restore."""
     from . import backup as backup_lib

@@ -39,10 +39,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 from psycopg import sql
 
+from . import lock_wait
 from .catalog.expected import load_snapshot
 from .errors import DbtoolError, UsageError
 from .fetch import fetch_one
-from .lock import HOLDER_SQL, application_name, describe_holder
+from .lock import HOLDER_SQL, application_name, describe_holder, gone_owner
 from .repo.chatbot import metrics_daily, personal_data, sessions
 
 if TYPE_CHECKING:
@@ -74,15 +75,29 @@ def lock_job(conn: psycopg.Connection, job: str, *, wait: float = DEFAULT_LOCK_W
     deadline = time.monotonic() + wait
     while not fetch_one(conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", key))[0]:
         if time.monotonic() >= deadline:
-            raise JobBusy(job, describe_holder(conn.execute(HOLDER_SQL, key).fetchone()), wait)
+            row = conn.execute(HOLDER_SQL, key).fetchone()
+            holder = describe_holder(row)
+            if row and (dead := gone_owner(row[1])) is not None:  # a killed run's statement, still running
+                holder += (f"; its process, pid {dead} on this machine, is gone: the server ends the session when "
+                           f"its statement finishes, or now with SELECT pg_terminate_backend({row[0]})")
+            raise JobBusy(job, holder, wait)
         time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
 def run(target: Target, job: str, work: Callable[[psycopg.Connection], R], *,
-        wait: float = DEFAULT_LOCK_WAIT) -> R:
-    """work(conn) in one transaction holding the job's lock; committed when it returns."""
+        wait: float = DEFAULT_LOCK_WAIT, lock_timeout: float | None = None) -> R:
+    """work(conn) in one transaction holding the job's lock; committed when it returns.
+
+    Each statement waits at most `lock_timeout` seconds (default DBTOOL_DATA_LOCK_TIMEOUT, 10 s) for a table or
+    row lock another session holds; then the transaction is rolled back (nothing done, in either store: DuckDB
+    commits last) and lock_wait.TableLockTimeout names who holds it.
+    """
+    table_wait = lock_wait.seconds(lock_timeout, setting=lock_wait.DATA_SETTING)
     with target.connect(application_name=application_name(f"jobs {job}")) as conn:
-        with conn.transaction():
+        lock_wait.limit_session(conn, table_wait)
+        with lock_wait.naming_blockers(conn, table_wait, command=f"jobs {job}", schemas=["chatbot"],
+                                       modes=lock_wait.BLOCKS_WRITES, setting=lock_wait.DATA_SETTING,
+                                       outcome="nothing done", row_locks=True), conn.transaction():
             lock_job(conn, job, wait=wait)
             return work(conn)
 

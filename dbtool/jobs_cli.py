@@ -10,16 +10,21 @@ from typing import Any, Callable
 
 import click
 
-from .cli_common import EPILOG, SECONDS, database_url_option, say, target_for
+from .cli_common import EPILOG, SECONDS, database_url_option, say, setting_option, target_for
 from .errors import UsageError
 
 JOBS_EPILOG = """A second run of the same job waits --lock-wait seconds for the first, then
 skips (exit 1, naming the run that holds the job's lock); different jobs run side by side.
+A table or row lock held by another session is waited for --lock-timeout seconds, then the
+job stops (exit 1, nothing done), naming who holds it.
 
 """ + EPILOG
 
 
 def job_options(fn: Callable) -> Callable:
+    fn = setting_option("DBTOOL_DATA_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10",
+                        help="Seconds to wait for a table or row lock held by another session, then stop "
+                             "(exit 1, nothing done) naming who holds it.")(fn)
     fn = click.option("--lock-wait", type=SECONDS, default=5, show_default=True, metavar="SECONDS",
                       help="Seconds to wait for another run of this job before skipping (exit 1).")(fn)
     fn = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,

@@ -6,6 +6,7 @@ visible in pg_stat_activity through application_name.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -43,15 +44,33 @@ class LockLost(DbtoolError):
     pass
 
 
+HOST_MAX = 20  # characters of the host name in application_name
+
+
 def this_host() -> str:
-    return socket.gethostname().split(".")[0][:20]
+    """This machine's short host name, at most HOST_MAX characters. A longer one keeps its start and a digest of
+    the whole (`webserver-pr~1a2b3c4d`): two machines whose names differ only after 20 characters must not read
+    as one, or a run on one would take the other's live sessions for stale ones."""
+    name = socket.gethostname().split(".")[0]
+    if len(name) <= HOST_MAX:
+        return name
+    return f"{name[:HOST_MAX - 9]}~{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def application_name(command: str) -> str:
-    return f"dbtool {command} host={this_host()} pid={os.getpid()}"[:63]
+    """`dbtool <command> host=<host> pid=<pid>`, within PostgreSQL's 63 bytes (NAMEDATALEN - 1): a long command is
+    shortened, never the host or the pid, which tell whether the session's process is gone."""
+    tail = f" host={this_host()} pid={os.getpid()}"
+    head = f"dbtool {command}"
+    room = 63 - len(tail.encode())
+    while len(head.encode()) > room:
+        head = head[:-1]
+    return head.rstrip() + tail
 
 
-APP_NAME = re.compile(r"^dbtool (\S+) host=(\S*) pid=(\d+)$")  # what application_name() writes
+# What application_name() writes: the command may be several words (`dbtool jobs purge ...`, `dbtool analytics
+# sync ...`); the host and pid are the last two words.
+APP_NAME = re.compile(r"^dbtool (\S.*?) host=(\S*) pid=(\d+)$")
 
 
 def process_gone(pid: int) -> bool:
@@ -92,11 +111,24 @@ class Session:
     @property
     def dbtool(self) -> tuple[str, int] | None:
         """(host, pid) of the dbtool process this session belongs to, from its application_name."""
-        m = APP_NAME.match(self.app)
-        return (m.group(2), int(m.group(3))) if m else None
+        return dbtool_owner(self.app)
 
     def __str__(self) -> str:
         return f"pid {self.pid} ({self.app or '?'}, from {self.addr}, {self.state} for {self.age}: {self.query})"
+
+
+def dbtool_owner(app: str) -> tuple[str, int] | None:
+    """(host, pid) of the dbtool process an application_name names (any command, one word or several)."""
+    m = APP_NAME.match(app)
+    return (m.group(2), int(m.group(3))) if m else None
+
+
+def gone_owner(app: str) -> int | None:
+    """The pid of the dbtool process on this machine that `app` names, when that process is gone (not ours)."""
+    owner = dbtool_owner(app)
+    if owner and owner[0] == this_host() and owner[1] != os.getpid() and process_gone(owner[1]):
+        return owner[1]
+    return None
 
 
 def sessions(conn: psycopg.Connection) -> list[Session]:
@@ -106,12 +138,7 @@ def sessions(conn: psycopg.Connection) -> list[Session]:
 def stale_sessions(conn: psycopg.Connection) -> list[Session]:
     """dbtool sessions whose process on this machine is gone (kill -9): the server runs their last
     statement to its end, holding its locks, before it notices."""
-    out = []
-    for s in sessions(conn):
-        owner = s.dbtool
-        if owner and owner[0] == this_host() and owner[1] != os.getpid() and process_gone(owner[1]):
-            out.append(s)
-    return out
+    return [s for s in sessions(conn) if gone_owner(s.app) is not None]
 
 
 def end_stale_sessions(conn: psycopg.Connection, *, terminate: bool, timeout: float,

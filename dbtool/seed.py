@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import paths
+from . import lock_wait, paths
 from .errors import DbtoolError, first_line
 from .fetch import fetch_one
 
@@ -73,14 +73,22 @@ def read_seed_sql(path: Path) -> str:
     return INCLUDE.sub(include, path.read_text(encoding="utf-8"))
 
 
-def apply(conn: psycopg.Connection, module: str, *, clear: bool = False) -> Outcome:
-    """Run the module's seed (or clear) file in one transaction."""
+def apply(conn: psycopg.Connection, module: str, *, clear: bool = False, lock_timeout: float | None = None) -> Outcome:
+    """Run the module's seed (or clear) file in one transaction.
+
+    Each statement waits at most `lock_timeout` seconds (default DBTOOL_DATA_LOCK_TIMEOUT, 10 s) for a lock;
+    then the transaction is rolled back and lock_wait.TableLockTimeout names who holds it.
+    """
     path = seed_file(module, clear=clear)
     if not path.exists():
         raise SeedError(f"no seed file {path}")
     text = read_seed_sql(path)
+    wait = lock_wait.seconds(lock_timeout, setting=lock_wait.DATA_SETTING)
+    command = "seed --clear" if clear else "seed"
     try:
-        with conn.transaction():
+        # Every module's tables: --clear reads the tables that reference a seeded row, wherever they are.
+        with lock_wait.bounded(conn, wait, command=command, schemas=paths.modules(), modes=lock_wait.BLOCKS_WRITES,
+                               setting=lock_wait.DATA_SETTING, outcome="nothing changed", row_locks=True):
             cur = conn.execute(text)  # no parameters: the file may hold many statements
             rows = _last_result(cur)
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:

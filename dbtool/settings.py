@@ -83,6 +83,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("DBTOOL_READ_LOCK_TIMEOUT", _seconds, 10.0,
             "seconds a read-only command waits for a table lock, then names who holds it",
             "validate, stats, smoke, status"),
+    Setting("DBTOOL_DATA_LOCK_TIMEOUT", _seconds, 10.0,
+            "seconds a command reading or changing rows waits for a table lock, then stops naming who holds it "
+            "(nothing changed)",
+            "backup, restore, seed, erase-user, analytics sync, jobs"),
     Setting("DBTOOL_PROGRESS", _flag, True, "live progress lines on a terminal (0 turns them off)",
             "migrate, analytics sync"),
 )}

@@ -191,14 +191,14 @@ COPYING = "state = 'active' AND query LIKE 'COPY%%'"
 WAITING_FOR_A_LOCK = "wait_event_type = 'Lock'"
 
 
-def kill_when(proc, url: str, tool: str, condition: str) -> list[int]:
-    """Wait until `tool` (a child of proc) is seen on the server in `condition`, then kill -9 proc;
-    the tool's pids."""
+def kill_when(proc, url: str, tool: str, condition: str, app: str | None = None) -> list[int]:
+    """Wait until `tool` (a child of proc; its sessions' application_name is LIKE `app`, else `tool`) is seen on
+    the server in `condition`, then kill -9 proc; the tool's pids."""
     deadline = time.monotonic() + 60
     with psycopg.connect(url, autocommit=True) as watch:
         while time.monotonic() < deadline:
-            busy = watch.execute(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-                                 f" AND {condition}", (tool,)).fetchone()[0]
+            busy = watch.execute(f"SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s"
+                                 f" AND {condition}", (app or tool,)).fetchone()[0]
             if busy:
                 break
             assert proc.poll() is None, finish_dbtool(proc).stderr
@@ -222,7 +222,7 @@ def wait_gone(pids: list[int], seconds: float) -> None:
 def wait_no_session(url: str, app: str) -> None:
     with psycopg.connect(url, autocommit=True) as watch:
         for _ in range(1000):
-            if not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            if not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
                                  (app,)).fetchone()[0]:
                 return
             time.sleep(0.02)
@@ -232,9 +232,10 @@ def wait_no_session(url: str, app: str) -> None:
 def test_kill_9_of_restore_leaves_no_pg_restore_and_commits_nothing(big_source, empty_url):
     _, archive = big_source
     proc = start_dbtool("restore", str(archive), "--database-url", empty_url)
-    pids = kill_when(proc, empty_url, "pg_restore", COPYING)
+    # pg_restore's sessions are named after the dbtool run (PGAPPNAME), which watches them for lock waits
+    pids = kill_when(proc, empty_url, "pg_restore", COPYING, app="dbtool restore host=%")
     wait_gone(pids, 5)
-    wait_no_session(empty_url, "pg_restore")
+    wait_no_session(empty_url, "dbtool restore %")
     assert backup_lib.user_tables(Target(empty_url, "test")) == []
 
 

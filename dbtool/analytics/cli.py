@@ -46,7 +46,11 @@ def init(path):
 
 Refuses a missing DuckDB file (a mistyped --path would copy everything into a new one) unless
 --create; `dbtool analytics init` (run by `make migrate`) creates the default one. Rows deleted
-in PostgreSQL are deleted from DuckDB too. Nothing is written to disk but the DuckDB file.
+in PostgreSQL are deleted from DuckDB too, and rows changed there (a redacted text, a new phone
+number) are rewritten; an embedding of a message whose text changed is dropped. Nothing is
+written to disk but the DuckDB file (0600; its WAL and spill files are private too). Behind a
+session holding a lock on a chatbot table it waits --lock-timeout seconds, then stops (exit 1,
+nothing copied) naming that session.
 
 """ + EPILOG)
 @database_url_option
@@ -56,9 +60,13 @@ in PostgreSQL are deleted from DuckDB too. Nothing is written to disk but the Du
               show_default=True, help="Re-read sessions updated this long before the last watermark (late commits).")
 @click.option("--wait", type=SECONDS, metavar="FLOAT", default=30, show_default=True,
               help="Seconds to wait for writers open at the snapshot before giving up.")
+@setting_option("DBTOOL_DATA_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10",
+                help="Seconds to wait for a lock on a chatbot table held by another session, then stop (exit 1, "
+                     "nothing copied) naming who holds it.")
 @setting_option("DBTOOL_PROGRESS", "--progress/--no-progress", default=None, show_default="on a terminal")
 def sync(database_url, path, create, overlap_minutes, wait):
-    """Copy new chatbot messages and changed sessions from PostgreSQL (incremental, all or nothing)."""
+    """Copy new and changed chatbot messages and sessions from PostgreSQL, remove what is gone (all or nothing)."""
+    from ..lock import application_name
     from . import db
     from .sync import sync as sync_lib
 
@@ -67,23 +75,26 @@ def sync(database_url, path, create, overlap_minutes, wait):
         raise UsageError(f"no DuckDB file at {file}; run `dbtool analytics init` first, or add --create")
     target = target_for(database_url)
     bar = progress.Progress("sync", total=4)  # a live line per step on a terminal only
-    labels = iter(["sessions", "deletions (key sets only)", "watermark"])
+    labels = iter(["sessions", "deletions", "watermark"])
 
     def on_step(_done: str) -> None:
         bar.done_step()
         if (label := next(labels, None)) is not None:
             bar.step(label)
 
-    with target.connect(application_name="dbtool analytics sync") as pg, db.connect(file, create=create) as duck:
+    with target.connect(application_name=application_name("analytics sync")) as pg, \
+            db.connect(file, create=create) as duck:
         db.apply_schema(duck)  # a first sync needs no separate init
-        bar.step("messages (read PostgreSQL, load DuckDB)")
+        bar.step("key sets and messages (read PostgreSQL, load DuckDB)")
         try:
             out = sync_lib(pg, duck, overlap=timedelta(minutes=overlap_minutes), wait=wait, on_step=on_step)
         except BaseException:
             bar.abort()
             raise
-    say(f"{out.messages} message(s) and {out.sessions} session(s) copied, {out.removed} row(s) removed "
-        f"(gone from PostgreSQL) up to message id {out.last_message_id} in {out.seconds:.2f}s")
+    dropped = f" ({out.embeddings_dropped} embedding(s) of a changed text dropped)" if out.embeddings_dropped else ""
+    say(f"{out.messages} message(s) and {out.sessions} session(s) copied, {out.updated} message(s) rewritten "
+        f"(changed in PostgreSQL){dropped}, {out.removed} row(s) removed (gone from PostgreSQL) up to message id "
+        f"{out.last_message_id} in {out.seconds:.2f}s")
 
 @analytics.command(epilog="Example: dbtool analytics search --like 42 -k 5 --format json\n\n" + EPILOG)
 @path_option

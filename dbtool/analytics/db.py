@@ -2,13 +2,25 @@
 
 DuckDB runs a multi-statement string statement by statement and keeps what succeeded, so each file is
 run inside BEGIN ... COMMIT and rolled back on the first error: a file that fails halfway leaves nothing.
+
+The file holds personal data (phone numbers, messages), and so do the files DuckDB writes beside it while a
+connection is open: its write-ahead log `<file>.wal` (created at the first write and deleted at each
+checkpoint, so created again and again) and its spill folder `<file>.tmp` (temp_directory, for sorts and
+joins bigger than memory). DuckDB creates them with the process umask, commonly 0644 / 0755. So while a
+connection opened here is open, the process umask is 077: everything DuckDB creates is 0600 (folders 0700),
+like the local PostgreSQL cluster's files; the previous umask is back when the last such connection is
+garbage-collected. A file, WAL or spill folder left with wider modes (an older dbtool, a killed run) is
+narrowed when the file is opened for writing.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import stat
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,29 +54,84 @@ def duckdb_sql_dir() -> Path:
     return paths.sql_dir() / "duckdb"
 
 
+PRIVATE_UMASK = 0o077
+_umask_guard = threading.Lock()
+_umask_holders = 0
+_umask_before = 0
+
+
+def _hold_private_umask() -> Callable[[], None]:
+    """Make the process umask 077 (it is process-wide) until the returned function is called; nested holds
+    (several connections) count, and the umask from before the first is back after the last."""
+    global _umask_holders, _umask_before
+    with _umask_guard:
+        if _umask_holders == 0:
+            _umask_before = os.umask(PRIVATE_UMASK)
+            os.umask(_umask_before | PRIVATE_UMASK)  # never looser than it was
+        _umask_holders += 1
+    released = threading.Event()
+
+    def release() -> None:
+        global _umask_holders
+        if released.is_set():
+            return
+        released.set()
+        with _umask_guard:
+            _umask_holders -= 1
+            if _umask_holders == 0:
+                os.umask(_umask_before)
+
+    return release
+
+
+def _narrow(path: Path, mode: int) -> None:
+    """chmod `path` down to `mode` when it is ours, not a symbolic link, and open to others; else leave it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid() or not stat.S_IMODE(st.st_mode) & 0o077:
+        return
+    os.chmod(path, stat.S_IMODE(st.st_mode) & mode, follow_symlinks=False)
+
+
+def companions(target: Path) -> tuple[Path, Path]:
+    """The write-ahead log and the spill folder DuckDB keeps beside the file `target`."""
+    return target.with_name(target.name + ".wal"), target.with_name(target.name + ".tmp")
+
+
 def connect(path: str | Path | None = None, *, read_only: bool = False,
             create: bool = True) -> duckdb.DuckDBPyConnection:
     """Open the DuckDB file; read_only or create=False refuse a missing file instead of creating it.
 
-    A file created here is made private (0600): it holds personal data (phone numbers, messages).
+    The file and whatever DuckDB writes beside it (WAL, spill files) are private to the owner (0600, folders
+    0700): they hold personal data (phone numbers, messages). See the module docstring.
     """
     target = Path(path) if path else default_path()
     if (read_only or not create) and not target.is_file():
         raise UsageError(f"no DuckDB file at {target}; run `dbtool analytics init` first")
     new = not read_only and not os.path.lexists(target)
+    release = _hold_private_umask()
     try:
         if new:
             target.parent.mkdir(parents=True, exist_ok=True)
-        umask = os.umask(0o077) if new else None  # created 0600, never readable by others for a moment
-        try:
-            return duckdb.connect(str(target), read_only=read_only)
-        finally:
-            if umask is not None:
-                os.umask(umask)
+        elif not read_only:
+            wal, spill = companions(target)
+            for file, mode in ((target, 0o600), (wal, 0o600), (spill, 0o700)):
+                _narrow(file, mode)
+        conn = duckdb.connect(str(target), read_only=read_only)
     except OSError as exc:
-        raise AnalyticsError(f"cannot create DuckDB file {target}: {exc.strerror or exc}") from None
+        release()
+        raise AnalyticsError(f"cannot {'create' if new else 'open'} DuckDB file {target}: "
+                             f"{exc.strerror or exc}") from None
     except duckdb.Error as exc:
+        release()
         raise AnalyticsError(f"cannot open DuckDB file {target}: {first_line(exc)}") from None
+    except BaseException:
+        release()
+        raise
+    weakref.finalize(conn, release)  # the umask is back once the connection is gone
+    return conn
 
 
 @contextmanager

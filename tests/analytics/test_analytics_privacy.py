@@ -56,9 +56,9 @@ def test_kill_9_during_a_sync_leaves_no_file_behind(postgresql, db_url, tmp_path
                         "--path", str(duck_dir / "a.duckdb"), env={"TMPDIR": str(tmp)})
     deadline = time.monotonic() + 60
     with psycopg.connect(db_url, autocommit=True) as watch:
-        while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s"
                                 " AND state = 'active' AND query ~ '^\\s*COPY'",
-                                ("dbtool analytics sync",)).fetchone()[0]:
+                                ("dbtool analytics sync %",)).fetchone()[0]:
             assert proc.poll() is None and time.monotonic() < deadline, finish_dbtool(proc).stderr
             time.sleep(0.005)
     time.sleep(0.05)  # some of the rows on their way
