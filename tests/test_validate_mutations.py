@@ -34,6 +34,7 @@ from dbtool.catalog.read import read_catalog
 from dbtool.catalog.validate import expected_catalog, validate
 from dbtool.config import Target
 from dbtool.paths import module_sql_files, modules
+from dbtool.psql_entry import psql_options
 from helpers import run_dbtool
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -100,7 +101,9 @@ def _seed_and_clear(url: str) -> None:
 
 def _reapply_module(module: str) -> Step:
     def run(url: str) -> None:
-        with psycopg.connect(url) as conn:  # one transaction, as `psql -1 -f sql/<module>.psql`
+        # As `psql -f sql/<module>.psql` with the options its header gives: one transaction (-1), unless a file
+        # must run outside one (CREATE INDEX CONCURRENTLY); then each file is its own.
+        with psycopg.connect(url, autocommit="-1" not in psql_options(module)) as conn:
             for path in module_sql_files(module):
                 conn.execute(path.read_text(encoding="utf-8"))
     return Step(f"re-apply sql/{module}", run)

@@ -1,12 +1,17 @@
-"""crm behaviours: contactable customers, silence window, reproducible runs with top-3 items, flags, outcomes."""
+"""crm behaviours: contactable customers, silence window, reproducible runs with top-3 items, flags, outcomes,
+active products."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
+import psycopg
 import pytest
+from psycopg import sql
 
+from dbtool import migrate as migrate_lib
 from dbtool.repo.crm import (
     audit_item,
     client_master_profile,
@@ -20,6 +25,7 @@ from dbtool.repo.crm import (
 )
 from dbtool.repo.crm.reco_item import Candidate
 from dbtool.repo.errors import IllegalTransition
+from helpers import run_dbtool
 
 TODAY = dt.date(2025, 6, 30)
 
@@ -136,3 +142,80 @@ def test_reco_run_moves_only_along_its_lifecycle(postgresql):
     with pytest.raises(IllegalTransition, match="FAILED -> RUNNING is not allowed"):
         reco_run.start(conn, run_id="R9")  # a failed run is not restarted: create a new one
     assert reco_run.get(conn, run_id="R9").status == "FAILED"
+
+
+def test_active_products_are_listed_a_page_at_a_time(postgresql):
+    conn = postgresql
+    for key, active in (("P1", True), ("P2", False), ("P3", True), ("P4", True), ("P5", False)):
+        product.insert(conn, product_key=key, product_label=key, is_active=active)
+    first = product.list_active(conn, limit=2)
+    assert [p.product_key for p in first.rows] == ["P1", "P3"] and first.next == ("P3",)
+    second = product.list_active(conn, after=first.next, limit=2)
+    assert [p.product_key for p in second.rows] == ["P4"] and second.next is None
+    assert [p.product_key for p in product.list_active(conn, active=False).rows] == ["P2", "P5"]
+    product.update(conn, product_key="P3", is_active=False)                  # deactivated: out of the list
+    assert [p.product_key for p in product.list_active(conn).rows] == ["P1", "P4"]
+
+
+class _Recording(psycopg.Cursor):
+    """Keeps every statement a repository function runs, with its parameters, to EXPLAIN it."""
+
+    seen: list = []
+
+    def execute(self, query, params=None, **kwargs):
+        _Recording.seen.append((query, params))
+        return super().execute(query, params, **kwargs)
+
+
+def test_active_products_are_listed_through_the_is_active_index(postgresql):
+    conn = postgresql
+    # Vintages retire: most products are inactive, and a page of active ones must not filter through them.
+    product.load(conn, [(f"W{i:04d}", f"Wine {i}", i % 20 == 0) for i in range(2000)],
+                 columns=("product_key", "product_label", "is_active"))
+    conn.execute("ANALYZE crm.product")
+    conn.execute("SET LOCAL enable_seqscan = off")
+    conn.cursor_factory, _Recording.seen = _Recording, []
+    try:
+        first = product.list_active(conn, limit=10)
+        product.list_active(conn, after=first.next, limit=10)
+    finally:
+        conn.cursor_factory = psycopg.Cursor
+    assert len(_Recording.seen) == 2
+    for query, params in _Recording.seen:
+        plan = "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + query, params).fetchall())
+        assert "Index Scan using product_is_active_product_key_idx" in plan and "Sort" not in plan, plan
+
+
+INDEX_MIGRATION, INDEX = "crm_0004_product_is_active_idx", "crm.product_is_active_product_key_idx"
+
+
+def _index_valid(url: str):
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (INDEX,)).fetchone()
+    return row[0] if row else None
+
+
+def _crm_findings(url: str) -> list[tuple[str, str]]:
+    out = run_dbtool("validate", "-m", "crm", "--format", "json", "--database-url", url)
+    return [(f["object"], f["problem"]) for f in json.loads(out.stdout)["findings"] if f["severity"] != "info"]
+
+
+def test_the_is_active_index_rolls_back_alone_and_an_invalid_one_is_rebuilt(db_url):
+    ids = [m.id for m in migrate_lib.load(["crm"])]
+    for _ in ids[ids.index(INDEX_MIGRATION) + 1:]:  # migrations added after it, if any
+        assert run_dbtool("rollback", "-m", "crm", "--yes", "--database-url", db_url).returncode == 0
+    asked = run_dbtool("rollback", "-m", "crm", "--database-url", db_url)  # DROP INDEX CONCURRENTLY: not previewed
+    assert asked.returncode == 2 and "cannot be tried first (not transactional)" in asked.stderr, asked.stderr
+    out = run_dbtool("rollback", "-m", "crm", "--yes", "--database-url", db_url)
+    assert out.returncode == 0 and f"rolled back {INDEX_MIGRATION}" in out.stderr, out.stderr
+    assert _index_valid(db_url) is None
+
+    # What a build that failed halfway leaves (a lock timeout, a cancel): the index, INVALID.
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX product_is_active_product_key_idx ON crm.product (is_active, product_key)")
+        conn.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", (INDEX,))
+    assert ("crm.product.product_is_active_product_key_idx", "invalid") in _crm_findings(db_url)
+    out = run_dbtool("migrate", "-m", "crm", "--database-url", db_url)
+    assert out.returncode == 0 and f"dropped the INVALID index {INDEX}" in out.stderr, out.stderr
+    assert _index_valid(db_url) is True
+    assert _crm_findings(db_url) == []
