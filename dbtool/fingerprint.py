@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
 
 # v1: UTF-8 BOM stripped, CRLF/CR -> LF, then SHA-256 of the bytes.
 # v2: as v1, then SQL comments (-- and /* */, outside strings and dollar quotes) removed: a
@@ -60,3 +64,45 @@ KNOWN = ("sha256-v1", "sha256-v2")
 
 def file_checksum(path: Path, algorithm: str = ALGORITHM) -> str:
     return checksum(path.read_bytes(), algorithm)
+
+
+# Who ran each migration. yoyo's _yoyo_log records the OS user and host name of an apply or rollback, not the
+# process: dbtool adds one row per _yoyo_log row it writes (same id), with the host and pid of the run holding the
+# migration lock (its application_name, lock.application_name()), written by the migrating session in the
+# migration's own transaction. `dbtool history` joins the two; a yoyo row without one (yoyo itself, an older
+# dbtool) shows "unknown".
+MIGRATION_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS dbtool.migration_log (
+    yoyo_log_id text PRIMARY KEY,
+    migration_id text NOT NULL,
+    module text NOT NULL,
+    operation text NOT NULL,
+    command text NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    role text NOT NULL DEFAULT current_user,
+    logged_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE dbtool.migration_log IS
+    'Who ran each migration: host/pid of the dbtool run holding the lock; joins _yoyo_log on id';
+GRANT USAGE ON SCHEMA dbtool TO PUBLIC;
+GRANT SELECT ON dbtool.migration_log TO PUBLIC;
+"""
+
+MIGRATION_LOG_SQL = """
+INSERT INTO dbtool.migration_log (yoyo_log_id, migration_id, module, operation, command, host, pid)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+def record_run(conn: psycopg.Connection, *, yoyo_log_id: str, migration_id: str, module: str, operation: str,
+               command: str, host: str, pid: int) -> None:
+    """Record who wrote a _yoyo_log row, in the caller's transaction (the table is created when missing)."""
+    from .fetch import fetch_one
+
+    schema, table = fetch_one(conn.execute("SELECT to_regnamespace('dbtool'), to_regclass('dbtool.migration_log')"))
+    if schema is None:  # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists
+        conn.execute("CREATE SCHEMA IF NOT EXISTS dbtool")
+    if table is None:
+        conn.execute(MIGRATION_LOG_DDL)
+    conn.execute(MIGRATION_LOG_SQL, (yoyo_log_id, migration_id, module, operation, command, host, pid))

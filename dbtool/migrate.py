@@ -1,4 +1,5 @@
-"""yoyo behind our own lock: migrate, status, rollback, dry run.
+"""yoyo behind our own lock: migrate, status, rollback, reset, dry run (revision targets and redo:
+revisions.py; what a rollback drops: drop_plan.py).
 
 yoyo keeps the history (_yoyo_migration); we add the advisory lock, timeouts,
 file checksums and one-line errors.
@@ -10,7 +11,7 @@ import logging
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -21,16 +22,35 @@ from yoyo import exceptions as yoyo_exc
 from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
-from yoyo.migrations import Migration
+from yoyo.migrations import Migration, get_migration_hash
 from yoyo.topologicalsort import CycleError
 from yoyo.topologicalsort import topological_sort as cycle_free_order
 
 from . import paths, progress, seed
 from .config import Target, first_line
+from .drop_plan import (
+    Confirm,
+    DropPlan,
+    module_tables,
+    outside_dependents,
+    refuse_outside,
+    refuse_unconfirmed,
+    vanished,
+)
 from .errors import DbtoolError, MigrationError, RefusedError, UsageError
 from .fetch import fetch_one
-from .history import read_history
-from .lock import BlockerWatch, LockTimeout, Session, application_name, end_stale_sessions, migration_lock, sessions
+from .fingerprint import record_run
+from .history import read_history, reading, refuse_unreadable
+from .lock import (
+    APP_NAME,
+    BlockerWatch,
+    LockTimeout,
+    Session,
+    application_name,
+    end_stale_sessions,
+    migration_lock,
+    sessions,
+)
 from .migration_steps import TIMEOUT_VALUE, ApplyFiles, check_regular
 from .paths import check_modules  # noqa: F401 (callers use migrate.check_modules)
 from .settings import DEFAULT_DDL_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT
@@ -65,6 +85,16 @@ class _Backend(PostgresqlPsycopgBackend):
 
     def _delete_lock_row(self, pid):
         return super()._delete_lock_row(-pid)
+
+    # yoyo's log row, and dbtool.migration_log's (who: this run's host and pid), on this backend's connection: in
+    # the migration's transaction when the caller opened one (_apply_one, _rollback_one).
+    def log_migration(self, migration, operation):
+        data = self.get_log_data(migration, operation)
+        self.execute(self.format_sql(self.log_migration_sql), data)
+        who = APP_NAME.match(self.app_name)
+        if who:
+            record_run(self.connection, yoyo_log_id=data["id"], migration_id=migration.id, module=module_of(migration),
+                       operation=operation, command=who.group(1), host=who.group(2), pid=int(who.group(3)))
 
 
 # yoyo logs failures (with tracebacks) itself; we report them in one line instead.
@@ -251,7 +281,7 @@ LOCK_WAITS = ("55P03", "57014")  # lock_timeout, statement_timeout (or a cancel)
 
 
 @contextmanager
-def _locked_backend(target: Target, command: str, lock_timeout: float, say: Say, *, terminate_stale: bool = True,
+def locked_backend(target: Target, command: str, lock_timeout: float, say: Say, *, terminate_stale: bool = True,
                     **timeouts):
     """Our advisory lock; then the sessions of killed dbtool runs ended; then yoyo's backend and lock, once
     a yoyo lock row left by another run is provably stale or gone."""
@@ -292,61 +322,108 @@ def _yoyo_lock(backend, timeout: float):
 
 
 def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-            dry_run: bool = False, **timeouts) -> Outcome:
+            dry_run: bool = False, to: str | None = None, **timeouts) -> Outcome:
+    """Apply the pending migrations of `modules`; with `to`, only those up to that one (revisions.up_to)."""
+    from . import revisions
+
     migrations = load(modules)
+    goal = revisions.find(migrations, to, modules) if to else None
     if dry_run:
-        return _dry_run(target, migrations, say)
+        return _dry_run(target, migrations, say, goal)
     for m in migrations:  # a FIFO read under the lock would hold it forever
         for path in files_of(m):
             check_regular(path, m.id)
     preflight(target, modules)
     started = time.monotonic()
-    applied = []
-    with _locked_backend(target, "migrate", lock_timeout, say, **timeouts) as (backend, watch):
+    with locked_backend(target, "migrate", lock_timeout, say, **timeouts) as (backend, watch):
         pending = list(backend.to_apply(migrations))
-        bar = progress.Progress("migrate", total=len(pending))  # a live line on a terminal only
-        for m in pending:
-            watch.check_held()
-            t0 = time.monotonic()
-            bar.step(f"{m.id} ({len(files_of(m))} files)")
-            try:
-                _run(backend.apply_one, m, watch)
-            except BaseException:
-                bar.abort()
-                raise
-            finally:
-                for note in (n for step in file_steps(m) for n in step.notes):
-                    say(note)
-                for step in file_steps(m):
-                    step.notes.clear()
-            bar.done_step()
-            applied.append(m.id)
-            if not bar.active:
-                say(f"applied {m.id} ({len(files_of(m))} files) in {time.monotonic() - t0:.2f}s")
+        if goal:
+            pending = revisions.up_to(migrations, goal, _applied_ids(backend))
+            say(f"migrate --to {goal.id}: applies {', '.join(m.id for m in pending)}")
+        applied = apply_pending(backend, watch, pending, say)
     return Outcome(applied, time.monotonic() - started)
 
 
+def apply_pending(backend, watch: BlockerWatch, pending: list, say: Say) -> list[str]:
+    """Apply `pending` in order, each in its own transaction; the ids applied."""
+    applied = []
+    bar = progress.Progress("migrate", total=len(pending))  # a live line on a terminal only
+    for m in pending:
+        watch.check_held()
+        t0 = time.monotonic()
+        bar.step(f"{m.id} ({len(files_of(m))} files)")
+        try:
+            _run(lambda mig: _apply_one(backend, mig), m, watch)
+        except BaseException:
+            bar.abort()
+            raise
+        finally:
+            say_notes(m, say)
+        bar.done_step()
+        applied.append(m.id)
+        if not bar.active:
+            say(f"applied {m.id} ({len(files_of(m))} files) in {time.monotonic() - t0:.2f}s")
+    return applied
+
+
+def say_notes(migration, say: Say) -> None:
+    """What applying the migration's files repaired on the way (an INVALID index rebuilt), said once."""
+    for note in (n for step in file_steps(migration) for n in step.notes):
+        say(note)
+    for step in file_steps(migration):
+        step.notes.clear()
+
+
+def _applied_ids(backend) -> set[str]:
+    return {row[0] for row in backend.connection.execute(sql.SQL("SELECT migration_id FROM {}").format(
+        sql.Identifier(backend.migration_table))).fetchall()}
+
+
 def rollback(target: Target, modules: list[str], *, say: Say, everything: bool = False, cascade: bool = False,
-             confirm: Confirm | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **timeouts) -> Outcome:
-    """Roll back the latest migration of each module (every one with `everything`).
+             confirm: Confirm | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, to: str | None = None,
+             dry_run: bool = False, **timeouts) -> Outcome:
+    """Roll back the latest migration of each module (every one with `everything`; with `to`, those after that
+    one, as revisions.after chooses, from every module's migrations on disk).
 
     Under the lock, before anything changes: refuse when an applied migration newer than what would be
     rolled back is missing from disk; try the whole rollback in a transaction that is rolled back, to
     learn which tables it drops and which objects outside the modules go with them (refused unless
     `cascade`); then `confirm(plan)`, which may raise to refuse. Each migration then rolls back in one
-    transaction that fails if it would drop an outside object the plan did not name.
+    transaction that fails if it would drop an outside object the plan did not name. `dry_run`: say the
+    plan and stop there.
     """
-    migrations = load(modules)
+    from . import revisions
+
+    migrations = load(paths.modules() if to else modules)
+    goal = revisions.find(migrations, to, modules) if to else None
     started = time.monotonic()
-    done = []
-    with _locked_backend(target, "rollback", lock_timeout, say, **timeouts) as (backend, watch):
+    done: list[str] = []
+    with locked_backend(target, "rollback", lock_timeout, say, **timeouts) as (backend, watch):
         todo = list(backend.to_rollback(migrations))
-        if not everything:
+        floors: dict[str, datetime] = {}
+        if goal:
+            chosen = revisions.after(migrations, goal, _applied_ids(backend))
+            todo = [m for m in todo if m.id in chosen]
+            floors[module_of(goal)] = _applied_at(backend, goal.id)
+            modules = sorted({module_of(goal)} | {module_of(m) for m in todo})
+        elif not everything:
             todo = _latest_per_module(todo)
-        _refuse_missing_on_disk(backend, migrations, modules, todo, everything)
-        plan = _preview_rollback(backend, todo)
-        _refuse_outside(plan, cascade)
-        if confirm and todo:
+        refuse_missing_on_disk(backend, migrations, modules, todo, everything, floors)
+        if not todo:
+            if goal:
+                say(f"nothing to roll back: nothing is applied after {goal.id}")
+            return Outcome([], time.monotonic() - started)
+        say(f"{'would roll back' if dry_run else 'rolls back'}, newest first: {', '.join(m.id for m in todo)}"
+            + (f" ({goal.id} stays applied)" if goal else ""))
+        plan = preview_rollback(backend, todo)
+        if dry_run:
+            for line in plan.lines()[1:]:  # its first: the migrations, said above
+                say(line)
+            if plan.outside and not cascade:
+                say("  refused without --cascade: it drops objects outside the module")
+            return Outcome([m.id for m in todo], time.monotonic() - started)
+        refuse_outside(plan, cascade)
+        if confirm:
             confirm(plan)
         allowed = {d.key for d in plan.outside}
         for m in todo:
@@ -357,20 +434,32 @@ def rollback(target: Target, modules: list[str], *, say: Say, everything: bool =
     return Outcome(done, time.monotonic() - started)
 
 
+def _applied_at(backend, migration_id: str) -> datetime:
+    return fetch_one(backend.connection.execute(sql.SQL("SELECT applied_at_utc FROM {} WHERE migration_id = %s").format(
+        sql.Identifier(backend.migration_table)), (migration_id,)))[0]
+
+
 def reset(target: Target, module: str, *, say: Say, cascade: bool = False, confirm: Confirm | None = None,
-          lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **timeouts) -> Outcome:
-    """Drop a module's schema and forget its migrations (yoyo's records and our checksums).
+          recreate: bool = False, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **timeouts) -> Outcome:
+    """Drop a module's schema and forget its migrations (yoyo's records and our checksums); with `recreate`,
+    then apply every migration of the module again, holding the same lock.
 
     Objects outside the schema that depend on it (DROP SCHEMA ... CASCADE would drop them too) are
     refused unless `cascade`; `confirm(plan)` is called, under the lock, before anything changes.
     """
-    ids = [m.id for m in load([module])]
+    migrations = load([module])
+    ids = [m.id for m in migrations]
+    if recreate:
+        for m in migrations:
+            for path in files_of(m):
+                check_regular(path, m.id)
+        preflight(target, [module])
     started = time.monotonic()
-    with _locked_backend(target, "reset", lock_timeout, say, **timeouts) as (backend, watch):
+    with locked_backend(target, "reset", lock_timeout, say, **timeouts) as (backend, watch):
         conn = backend.connection
-        plan = DropPlan("reset", [module], tables=[t.name for t in _module_tables(conn, [module])],
-                        outside=outside_dependents(conn, [module]))
-        _refuse_outside(plan, cascade)
+        plan = DropPlan("reset", [module], tables=[t.name for t in module_tables(conn, [module])],
+                        outside=outside_dependents(conn, [module]), reapplies=ids if recreate else [])
+        refuse_outside(plan, cascade)
         if confirm:
             confirm(plan)
         allowed = {d.key for d in plan.outside}
@@ -380,8 +469,11 @@ def reset(target: Target, module: str, *, say: Say, cascade: bool = False, confi
             blocked = f"; {watch.describe()}" if exc.sqlstate in LOCK_WAITS else ""
             raise MigrationError(f"reset {module} failed: {first_line(exc)}{blocked}; nothing was dropped",
                                  sqlstate=exc.sqlstate) from None
-    also = f"; also dropped {len(plan.outside)} object(s) outside it" if plan.outside else ""
-    say(f"reset {module}: schema dropped, {forgotten} migration record(s) forgotten{also}")
+        also = f"; also dropped {len(plan.outside)} object(s) outside it" if plan.outside else ""
+        say(f"reset {module}: schema dropped, {forgotten} migration record(s) forgotten{also}")
+        applied = apply_pending(backend, watch, list(backend.to_apply(migrations)), say) if recreate else []
+    if recreate:
+        say(f"reset {module}: {len(applied)} migration(s) applied again")
     return Outcome(ids, time.monotonic() - started)
 
 
@@ -389,17 +481,29 @@ def _drop_module(backend, module: str, ids: list[str], allowed: set) -> int:
     """In one transaction: drop the schema, forget its migrations; how many records were forgotten."""
     conn = backend.connection
     with backend.transaction():
-        _refuse_unconfirmed(outside_dependents(conn, [module]), allowed, "reset")
+        refuse_unconfirmed(outside_dependents(conn, [module]), allowed, "reset")
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(module)))
         # The module's applied migrations missing from disk too: their schema is gone as well, and a
         # record left behind would mark them applied when their file comes back.
         forgotten = conn.execute(sql.SQL("DELETE FROM {} WHERE migration_id = ANY(%s) OR split_part("
-                                         "migration_id, '_', 1) = %s").format(
-            sql.Identifier(backend.migration_table)), (ids, module)).rowcount
+                                         "migration_id, '_', 1) = %s RETURNING migration_id").format(
+            sql.Identifier(backend.migration_table)), (ids, module)).fetchall()
+        for (mid,) in forgotten:  # in the log as yoyo's "unmark", by this reset (dbtool.migration_log)
+            backend.log_migration(_Forgotten(mid, get_migration_hash(mid), str(paths.migrations_dir() / module / mid)),
+                                  "unmark")
         if fetch_one(conn.execute("SELECT to_regclass('dbtool.applied_file')"))[0]:
             conn.execute("DELETE FROM dbtool.applied_file WHERE module = %s", (module,))
         seed.forget_dropped(conn)
-    return forgotten
+    return len(forgotten)
+
+
+@dataclass(frozen=True)
+class _Forgotten:
+    """A migration record reset removes, as yoyo's log_migration needs it (its file may be gone)."""
+
+    id: str
+    hash: str
+    path: str
 
 
 def _latest_per_module(todo: list) -> list:
@@ -411,125 +515,11 @@ def _latest_per_module(todo: list) -> list:
     return out
 
 
-# -- what a rollback or reset drops ----------------------------------------------------------
-
-# Everything DROP SCHEMA ... CASCADE of these schemas drops (pg_depend, recursively: the dependents of each
-# dropped object, and the owner of an object that is internal to it: a view goes with its _RETURN rule),
-# outside them, leaving out what is part of another such object (its columns, indexes, constraints, row
-# type, TOAST table). TABLES_SQL lists the tables of the schemas: what a rollback drops with their rows.
-OUTSIDE_SQL = """
-WITH RECURSIVE doomed(classid, objid, objsubid) AS (
-    SELECT 'pg_namespace'::regclass::oid, n.oid, 0 FROM pg_namespace n WHERE n.nspname = ANY(%(schemas)s)
-  UNION
-    SELECT nxt.classid, nxt.objid, nxt.objsubid FROM doomed x CROSS JOIN LATERAL (
-        SELECT d.classid, d.objid, d.objsubid FROM pg_depend d
-        WHERE d.refclassid = x.classid AND d.refobjid = x.objid AND (x.objsubid = 0 OR d.refobjsubid = x.objsubid)
-        UNION ALL
-        SELECT d.refclassid, d.refobjid, d.refobjsubid FROM pg_depend d
-        WHERE d.classid = x.classid AND d.objid = x.objid AND (x.objsubid = 0 OR d.objsubid = x.objsubid)
-          AND d.deptype = 'i'
-    ) nxt
-)
-SELECT x.classid, x.objid, x.objsubid, i.type, i.identity
-FROM doomed x CROSS JOIN LATERAL pg_identify_object(x.classid, x.objid, x.objsubid) i
-WHERE x.classid <> 'pg_namespace'::regclass AND NOT coalesce(i.schema = ANY(%(schemas)s), false)
-  AND NOT (x.objsubid <> 0 AND EXISTS (SELECT 1 FROM doomed y
-           WHERE (y.classid, y.objid, y.objsubid) = (x.classid, x.objid, 0)))
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN doomed y ON (y.classid, y.objid) = (d.refclassid, d.refobjid)
-                  AND (y.objsubid = 0 OR y.objsubid = d.refobjsubid)
-                  WHERE (d.classid, d.objid, d.objsubid) = (x.classid, x.objid, x.objsubid) AND d.deptype IN ('i', 'a')
-                    AND (y.classid, y.objid, y.objsubid) <> (x.classid, x.objid, x.objsubid))
-ORDER BY i.type, i.identity
-"""
-
-TABLES_SQL = """
-SELECT 'pg_class'::regclass::oid, c.oid, 0, 'table', format('%%I.%%I', n.nspname, c.relname)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p')
-ORDER BY 5
-"""
-
-# Which of these objects no longer exist (a dropped column stays in pg_attribute, marked dropped).
-VANISHED_SQL = """
-SELECT k.classid, k.objid, k.objsubid
-FROM unnest(%s::oid[], %s::oid[], %s::int[]) AS k(classid, objid, objsubid)
-WHERE (pg_identify_object(k.classid, k.objid, k.objsubid)).identity IS NULL
-   OR (k.classid = 'pg_class'::regclass AND k.objsubid <> 0 AND NOT EXISTS (
-       SELECT 1 FROM pg_attribute a WHERE a.attrelid = k.objid AND a.attnum = k.objsubid AND NOT a.attisdropped))
-"""
-
-
-@dataclass(frozen=True)
-class Dependent:
-    """An object a drop takes with it: key (classid, objid, objsubid), kind and name as PostgreSQL gives them."""
-
-    key: tuple[int, int, int]
-    kind: str
-    name: str
-
-    def __str__(self) -> str:
-        rows = " (and its rows)" if self.kind in ("table", "materialized view") else ""
-        return f"{self.kind} {self.name}{rows}"
-
-
-@dataclass
-class DropPlan:
-    """What a rollback or reset is about to drop, for the refusal and the confirmation."""
-
-    command: str  # "rollback" or "reset"
-    modules: list[str]
-    migrations: list[str] = field(default_factory=list)  # rollback: the ids, in order
-    tables: list[str] = field(default_factory=list)  # tables of the modules it drops, with their rows
-    outside: list[Dependent] = field(default_factory=list)  # objects outside the modules it drops too
-    unpreviewed: list[str] = field(default_factory=list)  # non-transactional migrations: not tried first
-
-
-Confirm = Callable[[DropPlan], None]
-
-
-def outside_dependents(conn: psycopg.Connection, schemas: list[str]) -> list[Dependent]:
-    """What DROP SCHEMA ... CASCADE of `schemas` would drop outside them, from pg_depend."""
-    return [Dependent((c, o, s), kind, name)
-            for c, o, s, kind, name in conn.execute(OUTSIDE_SQL, {"schemas": schemas}).fetchall()]
-
-
-def _module_tables(conn: psycopg.Connection, schemas: list[str]) -> list[Dependent]:
-    return [Dependent((c, o, s), kind, name)
-            for c, o, s, kind, name in conn.execute(TABLES_SQL, {"schemas": schemas}).fetchall()]
-
-
-def _vanished(conn: psycopg.Connection, objects: list[Dependent]) -> set[tuple[int, int, int]]:
-    if not objects:
-        return set()
-    cols = list(zip(*(d.key for d in objects)))
-    return {tuple(r) for r in conn.execute(VANISHED_SQL, [list(c) for c in cols]).fetchall()}
-
-
-def _listed(objects: list, limit: int = 10) -> str:
-    shown = ", ".join(str(o) for o in objects[:limit])
-    return shown + (f" and {len(objects) - limit} more" if len(objects) > limit else "")
-
-
-def _refuse_outside(plan: DropPlan, cascade: bool) -> None:
-    if plan.outside and not cascade:
-        would = "may" if plan.unpreviewed else "would"
-        one = len(plan.modules) == 1
-        raise UsageError(f"{plan.command} of {', '.join(plan.modules)} {would} also drop {len(plan.outside)} "
-                         f"object(s) outside {'the module' if one else 'these modules'} that depend on "
-                         f"{'it' if one else 'them'}: {_listed(plan.outside)}; nothing was dropped "
-                         "(add --cascade to drop them too)")
-
-
-def _refuse_unconfirmed(dropping: list[Dependent], allowed: set, command: str) -> None:
-    new = [d for d in dropping if d.key not in allowed]
-    if new:
-        raise UsageError(f"{command} would now also drop {_listed(new)} (created since it was listed); "
-                         "nothing was dropped: run it again")
-
-
-def _refuse_missing_on_disk(backend, migrations, modules: list[str], todo: list, everything: bool) -> None:
+def refuse_missing_on_disk(backend, migrations, modules: list[str], todo: list, everything: bool,
+                            floors: dict[str, datetime] | None = None) -> None:
     """yoyo rolls back the newest migration it has a file for: with a newer one applied but missing from
-    disk it would undo the wrong one (planning_0001's DROP SCHEMA under a planning_0003 it cannot see)."""
+    disk it would undo the wrong one (planning_0001's DROP SCHEMA under a planning_0003 it cannot see).
+    Newer: applied at or after the oldest one rolled back, or after `floors[module]` (rollback --to)."""
     conn = backend.connection
     applied = dict(conn.execute(sql.SQL("SELECT migration_id, applied_at_utc FROM {}").format(
         sql.Identifier(backend.migration_table))).fetchall())
@@ -541,8 +531,9 @@ def _refuse_missing_on_disk(backend, migrations, modules: list[str], todo: list,
         missing = {mid: when for mid, when in applied.items()
                    if module_by_file.get(mid, mid.split("_", 1)[0]) == module and mid not in on_disk}
         picks = [m.id for m in todo if module_of(m) == module]
-        if missing and picks and not everything:  # only one newer than what would be rolled back matters
-            missing = {mid: when for mid, when in missing.items() if when >= applied[picks[0]]}
+        floor = (floors or {}).get(module) or (min(applied[p] for p in picks) if picks else None)
+        if missing and floor and not everything:  # only one newer than what would be rolled back matters
+            missing = {mid: when for mid, when in missing.items() if when >= floor}
         if missing:
             names = ", ".join(sorted(missing, key=lambda mid: missing[mid], reverse=True))
             under = f"rolling back {picks[0]} under it" if picks else "rolling back"
@@ -551,7 +542,7 @@ def _refuse_missing_on_disk(backend, migrations, modules: list[str], todo: list,
                                  "could destroy what it built; nothing was rolled back (restore the file first)")
 
 
-def _preview_rollback(backend, todo: list) -> DropPlan:
+def preview_rollback(backend, todo: list) -> DropPlan:
     """Run the rollback in a transaction that is rolled back: what does it drop?"""
     modules = sorted({module_of(m) for m in todo})
     plan = DropPlan("rollback", modules, [m.id for m in todo])
@@ -559,7 +550,7 @@ def _preview_rollback(backend, todo: list) -> DropPlan:
         return plan
     with backend.copy() as sim, sim.transaction(rollback_on_exit=True):
         conn = sim.connection
-        outside, tables = outside_dependents(conn, modules), _module_tables(conn, modules)
+        outside, tables = outside_dependents(conn, modules), module_tables(conn, modules)
         for m in todo:
             if not m.use_transactions:  # cannot run inside a transaction block: not tried
                 plan.unpreviewed.append(m.id)
@@ -576,7 +567,7 @@ def _preview_rollback(backend, todo: list) -> DropPlan:
                     raise
                 raise MigrationError(f"rollback of {m.id} ({_rel(m.path)}) failed: {_why(exc)}; nothing was rolled "
                                      "back") from None
-        gone = _vanished(conn, outside + tables)
+        gone = vanished(conn, outside + tables)
     plan.tables = [t.name for t in tables if t.key in gone]
     plan.outside = outside if plan.unpreviewed else [d for d in outside if d.key in gone]
     return plan
@@ -584,22 +575,81 @@ def _preview_rollback(backend, todo: list) -> DropPlan:
 
 def _rollback_one(backend, migration, allowed: set) -> None:
     """yoyo's rollback_one, with a check inside the migration's transaction: an object outside the module
-    that the plan did not name (created since) is not dropped; the seed's records of dropped tables go."""
+    that the plan did not name (created since) is not dropped; the seed's records of dropped tables go.
+    Its log rows (yoyo's and dbtool's: who) and yoyo's record go in that same transaction."""
     backend.ensure_internal_schema_updated()
-    schemas = [module_of(migration)]
     with backend.copy() as mb:
         if migration.use_transactions:
             with mb.transaction():
-                before = outside_dependents(mb.connection, schemas)
-                migration.process_steps(mb, "rollback")
-                gone = _vanished(mb.connection, before)
-                _refuse_unconfirmed([d for d in before if d.key in gone], allowed, "rollback")
-                seed.forget_dropped(mb.connection)
+                rollback_steps(mb, migration, allowed)
+                _record(mb, migration, "rollback")
         else:
             migration.process_steps(mb, "rollback")
-    backend.log_migration(migration, "rollback")
-    with backend.transaction():
-        backend.unmark_one(migration, log=False)
+            with mb.transaction():
+                _record(mb, migration, "rollback")
+
+
+def rollback_steps(mb, migration, allowed: set) -> None:
+    """Run a migration's rollback in mb's open transaction, refusing to drop an outside object not `allowed`."""
+    before = outside_dependents(mb.connection, [module_of(migration)])
+    migration.process_steps(mb, "rollback")
+    gone = vanished(mb.connection, before)
+    refuse_unconfirmed([d for d in before if d.key in gone], allowed, "rollback")
+    seed.forget_dropped(mb.connection)
+
+
+def _apply_one(backend, migration) -> None:
+    """yoyo's apply_one, with its log rows (yoyo's and dbtool's: who) and yoyo's record written in the
+    migration's own transaction: a crash leaves it applied and recorded, or neither."""
+    backend.ensure_internal_schema_updated()
+    with backend.copy() as mb:
+        if migration.use_transactions:
+            with mb.transaction():
+                migration.process_steps(mb, "apply")
+                _record(mb, migration, "apply")
+        else:
+            migration.process_steps(mb, "apply")
+            with mb.transaction():
+                _record(mb, migration, "apply")
+
+
+def redo_one(backend, watch: BlockerWatch, migration, allowed: set, say: Say) -> None:
+    """Roll back `migration` and apply it again, from its files as they are now. A transactional one does both in
+    one transaction: when applying fails, its rollback is undone too and it stays applied as it was."""
+    if not migration.use_transactions:
+        _run(lambda mig: _rollback_one(backend, mig, allowed), migration, watch)
+        say(f"rolled back {migration.id}")
+        watch.check_held()
+        apply_pending(backend, watch, [migration], say)
+        return
+
+    def both(mig) -> None:
+        backend.ensure_internal_schema_updated()
+        with backend.copy() as mb, mb.transaction():
+            rollback_steps(mb, mig, allowed)
+            _record(mb, mig, "rollback")
+            mig.process_steps(mb, "apply")
+            _record(mb, mig, "apply")
+
+    t0 = time.monotonic()
+    try:
+        _run(both, migration, watch)
+    except MigrationError as exc:
+        raise MigrationError(f"redo of {migration.id} failed: {exc}; {migration.id} stays applied as it was (its "
+                             "rollback was undone too)", sqlstate=exc.sqlstate) from None
+    finally:
+        say_notes(migration, say)
+    say(f"rolled back and applied again {migration.id} ({len(files_of(migration))} files) in "
+        f"{time.monotonic() - t0:.2f}s")
+
+
+def _record(mb, migration, operation: str) -> None:
+    """yoyo's log row and dbtool's (who ran it), and yoyo's record of what is applied, in mb's transaction."""
+    mb.log_migration(migration, operation)
+    if operation == "apply":
+        mb.mark_one(migration, log=False)
+    else:
+        mb.unmark_one(migration, log=False)
 
 
 def _run(fn, migration, watch: BlockerWatch) -> None:
@@ -680,30 +730,29 @@ class MigrationState:
 
 def status(target: Target, modules: list[str]) -> list[MigrationState]:
     """Read-only: reads yoyo's table directly rather than letting yoyo create its tables."""
-    from . import lock_wait
-
     migrations = load(modules)
-    with target.connect(application_name=application_name("status")) as conn:
-        wait = lock_wait.seconds()  # DBTOOL_READ_LOCK_TIMEOUT: never wait without end behind a lock on yoyo's table
-        lock_wait.limit_session(conn, wait)
-        with lock_wait.naming_blockers(conn, wait, command="status", schemas=modules):
-            history = read_history(conn)
-    if history.unreadable:
-        raise RefusedError(f"the server refused this role: permission denied to read {', '.join(history.unreadable)} "
-                           "(which migrations ran)")
+    with reading(target, "status", modules) as conn:  # DBTOOL_READ_LOCK_TIMEOUT
+        history = read_history(conn)
+    refuse_unreadable(history.unreadable, "which migrations ran")
     return [MigrationState(m.id, module_of(m), m.id in history.applied, history.applied.get(m.id),
                            history.changed_files(m.id)) for m in migrations]
 
 
-def _dry_run(target: Target, migrations, say: Say) -> Outcome:
-    pending = [s for s in status(target, sorted({module_of(m) for m in migrations})) if not s.applied]
+def _dry_run(target: Target, migrations, say: Say, goal=None) -> Outcome:
+    from . import revisions
+
+    states = status(target, sorted({module_of(m) for m in migrations}))
+    applied = {s.id for s in states if s.applied}
     by_id = {m.id: m for m in migrations}
-    for s in pending:
-        m = by_id[s.id]
+    pending = [by_id[s.id] for s in states if not s.applied]
+    if goal:
+        pending = revisions.up_to(migrations, goal, applied)
+        say(f"migrate --to {goal.id} would apply {', '.join(m.id for m in pending)}")
+    for m in pending:
         say(f"-- pending: {m.id}")
         for f in (f for step in file_steps(m) for f in step.load()):  # one-line errors, as migrate gives
             print(f"-- file: {f.path.relative_to(paths.root())}")
             print(f.data.decode("utf-8-sig"))
     if not pending:
         say("nothing to apply")
-    return Outcome([s.id for s in pending], 0.0)
+    return Outcome([m.id for m in pending], 0.0)
