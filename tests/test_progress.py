@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from dbtool import migrate as migrate_lib
 from dbtool import progress
 
 
@@ -161,11 +162,14 @@ def test_migrate_shows_progress_on_a_terminal_and_log_lines_on_a_pipe(empty_url)
     proc, shown = run_with_stderr_on_a_terminal([sys.executable, "-m", "dbtool", "migrate", "--module", "planning",
                                                  "--database-url", empty_url], env, timeout=120)
     assert proc.returncode == 0, shown
-    assert "[1/2] migrate: planning_0001_initial (8 files)" in shown and "applied planning" not in shown
-    assert "[2/2] migrate: planning_0002_privileges (1 files)" in shown
-    again = subprocess.run([sys.executable, "-m", "dbtool", "rollback", "--module", "planning", "--database-url",
-                            empty_url], capture_output=True, env=env, timeout=120, text=True)
-    assert again.returncode == 0 and "rolled back planning_0002_privileges" in again.stderr
+    planned = [(m.id, len(migrate_lib.files_of(m))) for m in migrate_lib.load(["planning"])]  # what is on disk
+    for n, (mid, files) in enumerate(planned, 1):
+        assert f"[{n}/{len(planned)}] migrate: {mid} ({files} files)" in shown
+    assert "applied planning" not in shown
+    latest, files = planned[-1]
+    again = subprocess.run([sys.executable, "-m", "dbtool", "rollback", "--module", "planning", "--yes",
+                            "--database-url", empty_url], capture_output=True, env=env, timeout=120, text=True)
+    assert again.returncode == 0 and f"rolled back {latest}" in again.stderr, again.stderr
     piped = subprocess.run([sys.executable, "-m", "dbtool", "migrate", "--module", "planning", "--database-url",
                             empty_url], capture_output=True, env=env, timeout=120, text=True)
-    assert "applied planning_0002_privileges (1 files) in" in piped.stderr and "[1/" not in piped.stderr
+    assert f"applied {latest} ({files} files) in" in piped.stderr and "[1/" not in piped.stderr
