@@ -56,6 +56,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check dbtool tests bench
 	$(BIN)/mypy
+	$(DBTOOL) lint sql/
 
 db-up: $(STAMP)
 	$(DBTOOL) devdb up

@@ -1,0 +1,1 @@
+ALTER TABLE crm.customer ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY; -- expect: add-column-rewrite

@@ -1,0 +1,1 @@
+ALTER TABLE crm.customer DROP COLUMN batch_id; -- expect: drop-column

@@ -1,0 +1,1 @@
+DROP INDEX crm.customer_batch_id_idx; -- expect: drop-index-not-concurrent

@@ -1,0 +1,1 @@
+DROP TABLE crm.audit_item; -- expect: drop-table

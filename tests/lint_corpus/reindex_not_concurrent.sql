@@ -1,0 +1,1 @@
+REINDEX TABLE crm.customer; -- expect: reindex-not-concurrent

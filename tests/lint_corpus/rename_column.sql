@@ -1,0 +1,1 @@
+ALTER TABLE crm.customer RENAME COLUMN email TO email_address; -- expect: rename-column

@@ -1,0 +1,1 @@
+ALTER TYPE infra.recommendation_priority ADD VALUE IF NOT EXISTS 'URGENT' AFTER 'CRITICAL';

@@ -1,0 +1,2 @@
+-- transactional: false
+REINDEX INDEX CONCURRENTLY crm.ix_customer_email;

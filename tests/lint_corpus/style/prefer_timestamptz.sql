@@ -1,0 +1,1 @@
+ALTER TABLE crm.customer ADD COLUMN last_seen timestamp; -- expect: prefer-timestamptz

@@ -1,0 +1,1 @@
+CREATE INDEX ON crm.customer (email) WHERE; -- expect: syntax-error

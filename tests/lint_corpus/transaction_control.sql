@@ -1,0 +1,3 @@
+BEGIN; -- expect: transaction-control
+COMMENT ON TABLE crm.customer IS 'Customers.';
+COMMIT; -- expect: transaction-control

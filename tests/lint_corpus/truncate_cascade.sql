@@ -1,0 +1,1 @@
+TRUNCATE crm.customer CASCADE; -- expect: truncate-cascade

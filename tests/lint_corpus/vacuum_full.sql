@@ -1,0 +1,2 @@
+-- transactional: false
+VACUUM FULL crm.order_line; -- expect: vacuum-full, lock-timeout-disabled
