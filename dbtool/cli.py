@@ -33,24 +33,54 @@ def cli():
     """Raw-SQL migrations and exact schema validation for PostgreSQL."""
 
 
+CASCADE_HELP = ("Also drop the objects outside the module that depend on it (views, foreign keys, tables "
+                "inheriting from its tables, ...); without it they are named and nothing is dropped.")
+
+
 @cli.command(epilog="""Examples:
 
 \b
   dbtool migrate
   dbtool migrate --module crm --dry-run
+  dbtool migrate --to crm_0002_privileges      (or its start: --to crm_0002)
+  dbtool migrate --redo crm_0009_loyalty       (or: --redo --module crm, its latest)
   dbtool migrate --ddl-lock-timeout 30s --lock-timeout 300
+
+--to X applies the pending migrations of X's module up to and including X, and those
+they depend on (in any module); it refuses (exit 2) an unknown id and one already applied
+with nothing before it pending. --redo X rolls back X, the latest applied migration of
+its module that nothing applied depends on, and applies it again from the files as they
+are now: for a file applied only on your own database. In one transaction: if applying
+fails, X stays applied as it was. It asks before dropping data, as rollback does.
 
 """ + EPILOG)
 @database_options
 @click.option("--dry-run", is_flag=True, help="List pending migrations and print their SQL; change nothing.")
+@click.option("--to", "to", metavar="ID", help="Apply only up to and including this migration (and its dependencies).")
+@click.option("--redo", "redo", is_flag=False, flag_value="", default=None, metavar="[ID]",
+              help="Roll back this migration (default: the latest applied of the one --module) and apply it again.")
+@click.option("--cascade", is_flag=True, help="With --redo: " + CASCADE_HELP[0].lower() + CASCADE_HELP[1:])
+@click.option("--yes", is_flag=True, help="With --redo: do not ask (for scripts).")
 @setting_option("DBTOOL_PROGRESS", "--progress/--no-progress", default=None, show_default="on a terminal")
 @lock_options
-def migrate(database_url, modules, dry_run, **timeouts):
+def migrate(database_url, modules, dry_run, to, redo, cascade, yes, **timeouts):
     """Apply pending migrations (under a lock, each in one transaction)."""
     from . import migrate as migrate_lib
+    from . import revisions
 
+    if redo is not None and (to or dry_run):
+        raise UsageError(f"--redo does not combine with {'--to' if to else '--dry-run'}")
+    if redo is None and (cascade or yes):
+        raise UsageError(f"{'--cascade' if cascade else '--yes'} applies to --redo only")
     target = target_for(database_url)
-    out = migrate_lib.migrate(target, modules, say=say, dry_run=dry_run, **timeouts)
+    if redo is not None:
+        def confirm(plan):
+            if why := _drops(plan):
+                _confirm_drop(plan, target, yes=yes, reason="; ".join(why))
+
+        revisions.redo(target, modules, redo or None, say=say, cascade=cascade, confirm=confirm, **timeouts)
+        return
+    out = migrate_lib.migrate(target, modules, say=say, dry_run=dry_run, to=to, **timeouts)
     if not dry_run:
         say(f"{len(out.applied)} migration(s) applied in {out.seconds:.2f}s" if out.applied
             else f"nothing to apply ({out.seconds:.2f}s)")
@@ -86,8 +116,41 @@ def status(database_url, modules, fmt, exit_code):
     return 1 if exit_code and any(not s.applied for s in states) else 0
 
 
-CASCADE_HELP = ("Also drop the objects outside the module that depend on it (views, foreign keys, tables "
-                "inheriting from its tables, ...); without it they are named and nothing is dropped.")
+@cli.command(epilog="""Examples:
+
+\b
+  dbtool history
+  dbtool history --module crm --limit 10
+  dbtool history --format json
+
+Newest first: yoyo's log (apply, rollback, mark, unmark), when (UTC), and who: the host/pid
+of the dbtool run that held the migration lock (dbtool.migration_log), "unknown" for rows
+written by yoyo itself or an older dbtool; then the dbtool command, the database role and
+yoyo's OS user@host. Read-only.
+
+""" + EPILOG)
+@database_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the latest N entries.")
+@setting_option("DBTOOL_READ_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10")
+def history(database_url, modules, fmt, limit):
+    """What ran and when, who ran it, rollbacks included (read-only)."""
+    from . import history as history_lib
+
+    given = click.get_current_context().params.get("modules")
+    target = target_for(database_url)
+    entries = history_lib.log(target, modules if given else None, limit)
+    if fmt == "json":
+        click.echo(json.dumps({"format": "dbtool.history/1", "database": target.display(),
+                               "modules": modules, "entries": [e.as_dict() for e in entries]}, indent=2))
+        return
+    for e in entries:
+        how = ", ".join(x for x in (f"dbtool {e.command}" if e.command else "", f"role {e.role}" if e.role else "",
+                                    f"{e.username}@{e.hostname}" if e.username else "") if x)
+        click.echo(f"{e.at:%Y-%m-%d %H:%M:%S} UTC  {e.operation:8} {e.module:10} {e.migration_id:40} {e.by}"
+                   + (f"  ({how})" if how else ""))
+    if not entries:
+        say("no migration has run on this database" + (f" in {', '.join(modules)}" if given else ""))
 
 
 @cli.command(epilog="""Examples:
@@ -95,56 +158,83 @@ CASCADE_HELP = ("Also drop the objects outside the module that depend on it (vie
 \b
   dbtool rollback --module infra               (its latest migration)
   dbtool rollback --module infra --all --yes   (every one, without asking)
+  dbtool rollback --to crm_0002_privileges     (everything applied after it)
+  dbtool rollback --to crm_0002 --dry-run      (what it would roll back and drop)
 
 Asks you to type the module name (or "all") when it would drop tables, or roll back every
 module (no --module) or every migration (--all); without a terminal it refuses unless --yes.
 Objects outside the module that depend on what it drops are named, and the rollback refused,
 unless --cascade. It refuses when a newer applied migration is missing from disk.
+--to X rolls back, newest first, the migrations of X's module applied after X and every
+applied migration of any module that depends on X or on them; X stays applied. It also asks
+when that reaches into another module.
 
 """ + EPILOG)
 @database_options
 @click.option("--all", "everything", is_flag=True, help="Roll back every applied migration, not only the latest.")
+@click.option("--to", "to", metavar="ID", help="Roll back everything applied after this migration (it stays applied).")
+@click.option("--dry-run", is_flag=True, help="Say what it would roll back and drop; change nothing.")
 @click.option("--cascade", is_flag=True, help=CASCADE_HELP)
 @click.option("--yes", is_flag=True, help="Do not ask (for scripts).")
 @lock_options
-def rollback(database_url, modules, everything, cascade, yes, **timeouts):
-    """Roll back the latest migration of each module (or all with --all); asks before dropping data."""
+def rollback(database_url, modules, everything, to, dry_run, cascade, yes, **timeouts):
+    """Roll back the latest migration of each module (or all with --all, or to a migration with --to); asks
+    before dropping data."""
     from . import migrate as migrate_lib
 
-    every_module = not click.get_current_context().params.get("modules")
+    if to and everything:
+        raise UsageError("--to and --all do not combine: --to names the migration to roll back to")
+    every_module = not click.get_current_context().params.get("modules") and not to
     target = target_for(database_url)
 
     def confirm(plan):
         why = (["of every module"] if every_module else []) + (["of every migration (--all)"] if everything else [])
-        why += [f"drops {len(plan.tables)} table(s) and their rows"] if plan.tables else []
-        why += [f"drops {len(plan.outside)} object(s) outside the module"] if plan.outside else []
-        why += ["runs a rollback that cannot be tried first (not transactional)"] if plan.unpreviewed else []
+        why += _drops(plan) + ([f"rolls back migrations of {len(plan.modules)} modules"]
+                               if to and len(plan.modules) > 1 else [])
         if why:
             _confirm_drop(plan, target, yes=yes, reason="; ".join(why))
 
     out = migrate_lib.rollback(target, modules, say=say, everything=everything, cascade=cascade, confirm=confirm,
-                               **timeouts)
-    say(f"{len(out.applied)} migration(s) rolled back" if out.applied else "nothing to roll back")
+                               to=to, dry_run=dry_run, **timeouts)
+    if dry_run:
+        say(f"dry run: {len(out.applied)} migration(s) would be rolled back; nothing was changed")
+    elif out.applied or not to:  # with --to, rollback said why there was nothing to do
+        say(f"{len(out.applied)} migration(s) rolled back" if out.applied else "nothing to roll back")
 
 
-@cli.command(epilog="""Example: dbtool reset --module planning
+@cli.command(epilog="""Examples:
+
+\b
+  dbtool reset --module planning
+  dbtool reset --module planning --recreate --yes   (then migrate it again)
 
 Asks you to type the module name; without a terminal it refuses unless --yes. Objects outside
-the module that depend on it are named, and nothing dropped, unless --cascade.
+the module that depend on it are named, and nothing dropped, unless --cascade. --recreate then
+applies the module's migrations again, holding the same lock.
 """ + EPILOG)
 @database_url_option
 @click.option("--module", "-m", "module", required=True, metavar="M", help="The module to drop.")
+@click.option("--recreate", is_flag=True, help="Then apply the module's migrations again (an empty schema).")
 @click.option("--cascade", is_flag=True, help=CASCADE_HELP)
 @click.option("--yes", is_flag=True, help="Do not ask (for scripts).")
 @lock_options
-def reset(database_url, module, cascade, yes, **timeouts):
-    """Drop a module's schema and its migration records (asks first)."""
+def reset(database_url, module, recreate, cascade, yes, **timeouts):
+    """Drop a module's schema and its migration records (asks first); --recreate migrates it again."""
     from . import migrate as migrate_lib
 
     module = paths.check_modules([module])[0]
     target = target_for(database_url)
-    migrate_lib.reset(target, module, say=say, cascade=cascade, **timeouts, confirm=lambda plan: _confirm_drop(
-        plan, target, yes=yes, reason=f"drops schema {module} and all its data"))
+    then = ", then migrates it again" if recreate else ""
+    migrate_lib.reset(target, module, say=say, cascade=cascade, recreate=recreate, **timeouts,
+                      confirm=lambda plan: _confirm_drop(plan, target, yes=yes,
+                                                         reason=f"drops schema {module} and all its data{then}"))
+
+
+def _drops(plan) -> list[str]:
+    """Why a rollback (or redo) asks first: what it drops, or cannot tell beforehand."""
+    why = [f"drops {len(plan.tables)} table(s) and their rows"] if plan.tables else []
+    why += [f"drops {len(plan.outside)} object(s) outside the module"] if plan.outside else []
+    return why + (["runs a rollback that cannot be tried first (not transactional)"] if plan.unpreviewed else [])
 
 
 def _confirm_drop(plan, target, *, yes: bool, reason: str) -> None:
@@ -154,16 +244,10 @@ def _confirm_drop(plan, target, *, yes: bool, reason: str) -> None:
     if not sys.stdin.isatty():
         raise UsageError(f"{plan.command} {reason}: refusing without a terminal to confirm (use --yes)")
     word = plan.modules[0] if len(plan.modules) == 1 else "all"
-    lines = [f"This {plan.command} in {target.display()}:"]
-    lines += [f"  rolls back {', '.join(plan.migrations)}"] if plan.migrations else []
-    lines += [f"  drops schema {plan.modules[0]} and all its data"] if plan.command == "reset" else []
-    lines += [f"  drops {len(plan.tables)} table(s) and every row in them: {', '.join(plan.tables)}"] if plan.tables \
-        else []
-    lines += [f"  also drops, outside the module: {', '.join(str(d) for d in plan.outside)}"] if plan.outside else []
-    lines += [f"  cannot tell beforehand what {', '.join(plan.unpreviewed)} drops"] if plan.unpreviewed else []
+    lines = [f"This {plan.command} in {target.display()}:", *plan.lines()]
     typed = click.prompt("\n".join(lines) + f"\nType {word} to confirm", default="", show_default=False, err=True)
     if typed != word:
-        undone = "dropped" if plan.command == "reset" else "rolled back"
+        undone = {"reset": "dropped", "redo": "changed"}.get(plan.command, "rolled back")
         raise UsageError(f"confirmation did not match: nothing was {undone}")
 
 
@@ -211,8 +295,9 @@ def validate(database_url, modules, strict, fmt, from_sql, verbose, explain, duc
 @cli.command(epilog="Example: make snapshot  (then review `git diff`)\n\n" + EPILOG)
 @database_url_option
 def snapshot(database_url):
-    """Regenerate what is derived from sql/: expected catalogs, psql entry files, typed rows."""
-    from . import psql_entry
+    """Regenerate what is derived from sql/: expected catalogs, psql entry files, typed rows (and a new
+    table's repository module)."""
+    from . import psql_entry, scaffold
     from .catalog import expected
     from .paths import modules as all_modules
     from .paths import root
@@ -228,6 +313,31 @@ def snapshot(database_url):
     for module in all_modules():
         say(f"wrote sql/{psql_entry.write(module).name}")
     say(f"wrote {_generate.write().relative_to(root())}")
+    repo_modules, skipped = scaffold.write_repo_modules()
+    for path in repo_modules:
+        say(f"wrote {path.relative_to(root())} (a new table's repository module: add its own queries there)")
+    for why in skipped:
+        say(why)
+
+
+@cli.command("new", epilog="""Examples:
+
+\b
+  dbtool new crm loyalty_points        (sql/crm/NNN_loyalty_points.sql and its migration)
+  dbtool new infra events_source_idx
+
+Never replaces a file. Prints the next steps: write the SQL and the rollback, make snapshot,
+make docs, make migrate, make test.
+
+""" + EPILOG)
+@click.argument("module")
+@click.argument("what")
+def new(module, what):
+    """Start a schema change: the next numbered sql/<module>/NNN_<what>.sql and its migration."""
+    from . import scaffold
+
+    for line in scaffold.next_steps(scaffold.create(module, what)):
+        click.echo(line)
 
 
 @cli.group(epilog="Example: dbtool devdb up  (prints the URL to use with psql)\n\n" + EPILOG)
@@ -268,6 +378,9 @@ for _cmd in (wait, backup, restore, docs): cli.add_command(_cmd)  # noqa: E701
 from .jobs_cli import jobs  # noqa: E402
 
 cli.add_command(jobs)
+from .lint_cli import lint  # noqa: E402
+
+cli.add_command(lint)
 
 
 def main() -> None:
