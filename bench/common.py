@@ -37,3 +37,29 @@ def report(title: str, rows: list[tuple[str, float]], baseline: str) -> None:
     print(f"  {'approach':44} {'seconds':>10} {'x ' + baseline:>24}")
     for name, secs in rows:
         print(f"  {name:44} {secs:10.4f} {secs / base:24.2f}")
+
+
+# -- goals and recorded figures: every bench ends with one GOAL line per goal ------------------------------
+
+RESULTS: dict[str, dict] = {}  # bench name -> {"figures": {...}, "goals": [...]}; `make bench` writes it as JSON
+
+
+def tiny() -> bool:
+    """BENCH_TINY=1: the smallest sizes that still run every step (the test suite runs each bench so)."""
+    import os
+
+    return os.environ.get("BENCH_TINY", "") == "1"
+
+
+def figure(bench: str, name: str, value: object) -> None:
+    """Record a measured figure (seconds, rows/s, sizes) for the JSON results."""
+    RESULTS.setdefault(bench, {"figures": {}, "goals": []})["figures"][name] = value
+
+
+def goal(bench: str, name: str, ratio: float, op: str, value: float) -> bool:
+    """Print `GOAL <name>: <ratio> (goal <op> <value>) met|not met` and record it."""
+    met = {"<=": ratio <= value, ">=": ratio >= value}[op]
+    print(f"GOAL {name}: {ratio:.2f} (goal {op} {value:g}) {'met' if met else 'not met'}")
+    RESULTS.setdefault(bench, {"figures": {}, "goals": []})["goals"].append(
+        {"name": name, "ratio": ratio, "op": op, "value": value, "met": met})
+    return met
