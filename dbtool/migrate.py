@@ -8,7 +8,9 @@ file checksums and one-line errors.
 from __future__ import annotations
 
 import logging
+import random
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from yoyo.migrations import Migration, get_migration_hash
 from yoyo.topologicalsort import CycleError
 from yoyo.topologicalsort import topological_sort as cycle_free_order
 
-from . import paths, progress, seed
+from . import paths, progress, seed, settings
 from .config import Target, first_line
 from .drop_plan import (
     Confirm,
@@ -152,9 +154,19 @@ def _share_history(backend) -> None:
             backend.connection.execute(sql.SQL("GRANT SELECT ON {} TO PUBLIC").format(sql.Identifier(table)))
 
 
+# yoyo registers every Migration in one class-level dict and resolves __depends__ through it: two threads loading
+# at once (a fleet run, dbtool/fleet) would tie one's migrations to the other's objects. One load at a time.
+_LOADING = threading.Lock()
+
+
 def load(modules: list[str]):
     """Read and check every migration of `modules`, before any lock is taken: a problem is one line naming the
     file (exit 1), whatever the file does (a syntax error, bad bytes, `raise SystemExit(0)`, a cycle)."""
+    with _LOADING:
+        return _load(modules)
+
+
+def _load(modules: list[str]):
     dirs = []
     for m in modules:
         d = paths.migrations_dir() / m
@@ -278,6 +290,19 @@ class Outcome:
 
 
 LOCK_WAITS = ("55P03", "57014")  # lock_timeout, statement_timeout (or a cancel): say who was in the way
+LOCK_NOT_AVAILABLE = "55P03"      # lock_timeout: what --lock-retries tries again
+
+# --lock-retries: the pause before retry n is drawn between half and all of min(CAP, BASE * 2^(n-1)) seconds
+# (exponential backoff with jitter: 0.5-1 s, 1-2 s, 2-4 s, ... at most 30 s), so that two runs blocked by the same
+# session do not come back at the same moment, and a blocker that ends soon costs little.
+RETRY_BASE = 1.0
+RETRY_CAP = 30.0
+
+
+def retry_delay(attempt: int, rnd: random.Random | None = None) -> float:
+    """Seconds to wait before retry `attempt` (1, 2, ...) of a migration that failed on lock_timeout."""
+    full = min(RETRY_CAP, RETRY_BASE * 2 ** (max(1, attempt) - 1))
+    return (rnd or random).uniform(full / 2, full)
 
 
 @contextmanager
@@ -322,10 +347,12 @@ def _yoyo_lock(backend, timeout: float):
 
 
 def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-            dry_run: bool = False, to: str | None = None, **timeouts) -> Outcome:
-    """Apply the pending migrations of `modules`; with `to`, only those up to that one (revisions.up_to)."""
+            dry_run: bool = False, to: str | None = None, lock_retries: int | None = None, **timeouts) -> Outcome:
+    """Apply the pending migrations of `modules`; with `to`, only those up to that one (revisions.up_to). A migration
+    that fails on lock_timeout is tried again up to `lock_retries` times (default: DBTOOL_LOCK_RETRIES)."""
     from . import revisions
 
+    retries = settings.get("DBTOOL_LOCK_RETRIES") if lock_retries is None else lock_retries
     migrations = load(modules)
     goal = revisions.find(migrations, to, modules) if to else None
     if dry_run:
@@ -340,30 +367,69 @@ def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float
         if goal:
             pending = revisions.up_to(migrations, goal, _applied_ids(backend))
             say(f"migrate --to {goal.id}: applies {', '.join(m.id for m in pending)}")
-        applied = apply_pending(backend, watch, pending, say)
+        applied = apply_pending(backend, watch, pending, say, retries=retries)
     return Outcome(applied, time.monotonic() - started)
 
 
-def apply_pending(backend, watch: BlockerWatch, pending: list, say: Say) -> list[str]:
-    """Apply `pending` in order, each in its own transaction; the ids applied."""
+def apply_pending(backend, watch: BlockerWatch, pending: list, say: Say, *, retries: int = 0) -> list[str]:
+    """Apply `pending` in order, each in its own transaction; the ids applied. One that fails on lock_timeout is
+    tried again, up to `retries` times, after retry_delay(): a transactional one from the start (its failed attempt
+    changed nothing), a non-transactional one by running its idempotent files again (what ran stays, so it resumes)."""
     applied = []
     bar = progress.Progress("migrate", total=len(pending))  # a live line on a terminal only
+
+    def tell(message: str) -> None:  # a line of its own, also while the bar's line is open
+        if bar.active:
+            bar.stream.write("\n")
+        say(message)
+
     for m in pending:
         watch.check_held()
         t0 = time.monotonic()
         bar.step(f"{m.id} ({len(files_of(m))} files)")
-        try:
-            _run(lambda mig: _apply_one(backend, mig), m, watch)
-        except BaseException:
-            bar.abort()
-            raise
-        finally:
-            say_notes(m, say)
+        for step in file_steps(m):
+            step.progress = tell
+        attempt = 0
+        while True:
+            watch.blockers = []  # name the session in the way of this attempt, not one seen before
+            try:
+                _run(lambda mig: _apply_one(backend, mig), m, watch)
+                break
+            except MigrationError as exc:
+                if exc.sqlstate != LOCK_NOT_AVAILABLE or attempt >= retries:
+                    bar.abort()
+                    if attempt and exc.sqlstate == LOCK_NOT_AVAILABLE:
+                        raise MigrationError(f"{exc}; gave up after {attempt} retr{'y' if attempt == 1 else 'ies'} "
+                                             "(--lock-retries)", sqlstate=exc.sqlstate) from None
+                    raise
+                attempt += 1
+                delay = retry_delay(attempt)
+                bar.abort("lock_timeout")
+                say(f"{m.id} failed on lock_timeout, {watch.describe()}; "
+                    f"{'trying it again' if m.use_transactions else 'resuming it (its files are idempotent)'} "
+                    f"in {delay:.1f}s (retry {attempt} of {retries})")
+            except BaseException:
+                bar.abort()
+                raise
+            finally:
+                say_notes(m, say)
+            _pause(delay, watch)
+            bar.count -= 1  # the same step again
+            bar.step(f"{m.id} ({len(files_of(m))} files), retry {attempt}")
         bar.done_step()
         applied.append(m.id)
         if not bar.active:
             say(f"applied {m.id} ({len(files_of(m))} files) in {time.monotonic() - t0:.2f}s")
     return applied
+
+
+def _pause(seconds: float, watch: BlockerWatch) -> None:
+    """Sleep before a retry, still holding the migration lock; stop at once if it is lost (or a fleet run's Ctrl-C)."""
+    until = time.monotonic() + seconds
+    while (left := until - time.monotonic()) > 0:
+        watch.check_held()
+        time.sleep(min(0.2, left))
+    watch.check_held()
 
 
 def say_notes(migration, say: Say) -> None:
@@ -753,6 +819,5 @@ def _dry_run(target: Target, migrations, say: Say, goal=None) -> Outcome:
         for f in (f for step in file_steps(m) for f in step.load()):  # one-line errors, as migrate gives
             print(f"-- file: {f.path.relative_to(paths.root())}")
             print(f.data.decode("utf-8-sig"))
-    if not pending:
-        say("nothing to apply")
+    say("see what these take and rewrite: dbtool trace --pending" if pending else "nothing to apply")
     return Outcome([m.id for m in pending], 0.0)

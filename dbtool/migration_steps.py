@@ -2,7 +2,10 @@
 
 A migration file says which sql/<module>/ files it applies; this module runs them
 statement by statement (so an error names the file and line) inside the migration's
-transaction, and records each file's checksum in the same transaction.
+transaction, and records each file's checksum in the same transaction. In a migration that is
+not transactional (`__transactional__ = False`: changes made online, in steps) every statement
+commits on its own, and a `-- batch: N` file's statement runs again and again, each run a short
+transaction of its own, until it changes no row.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psycopg
 from psycopg import sql
@@ -240,6 +244,10 @@ def describe_error(path: Path, stmt: Statement, exc: psycopg.Error, migration_id
     return f"{_rel(path)}:{line}: {message} (migration {migration_id}; {outcome})"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "es" if noun.endswith("ch") else "s")
+
+
 def _rel(path: Path) -> str:
     try:
         return str(path.relative_to(where.root()))
@@ -248,7 +256,7 @@ def _rel(path: Path) -> str:
 
 
 # A comment line that is, or looks meant to be, a directive (`-- Lock-Timeout : 30s` too): its value is checked.
-DIRECTIVE = re.compile(r"^--\s*(transactional|lock[-_ ]?timeout|statement[-_ ]?timeout)\s*:(.*)$", re.I)
+DIRECTIVE = re.compile(r"^--\s*(transactional|lock[-_ ]?timeout|statement[-_ ]?timeout|batch)\s*:(.*)$", re.I)
 # A time setting as PostgreSQL takes it in `-c lock_timeout=...`: a number and a unit (case-sensitive),
 # no space (a space would end the -c option).
 TIMEOUT_VALUE = re.compile(r"^(\d+(?:\.\d+)?)(us|ms|s|min|h|d)?$")
@@ -267,6 +275,28 @@ def duration_problem(value: str) -> str | None:
     if 0 < ms <= 0.5:  # the server rounds to whole milliseconds: 0, no limit at all
         return "give at least 1ms (less rounds to 0, which means no limit)"
     return None
+
+
+# `-- batch: N`: the file's one statement runs again and again, each run in a transaction of its own with the
+# file's lock_timeout and statement_timeout, and with this setting at N, until a run changes no row. The statement
+# limits itself with it: `... LIMIT nullif(current_setting('dbtool.batch_rows', true), '')::integer`. Outside dbtool
+# (psql) the setting is unset (NULL; '' in a session that set it locally before), and LIMIT NULL is no limit: one
+# run does every row, so psql ends in the same state.
+BATCH_SETTING = "dbtool.batch_rows"
+BATCH_MAX = 10_000_000
+PROGRESS_EVERY = 10.0  # seconds between two progress lines of a long `-- batch:` file
+
+
+def batch_problem(value: str) -> str | None:
+    """Why `value` is not a `-- batch:` size; None when it is."""
+    if not re.fullmatch(r"[0-9]+", value) or not 1 <= int(value) <= BATCH_MAX:
+        return f"give the rows per batch, a whole number from 1 to {BATCH_MAX}"
+    return None
+
+
+def uses_batch_setting(text: str) -> bool:
+    """Does the statement read the batch size (the string 'dbtool.batch_rows', outside comments)?"""
+    return any(kind == "string" and text[s:e] == f"'{BATCH_SETTING}'" for kind, s, e in lex(text))
 
 
 @dataclass(frozen=True)
@@ -353,6 +383,11 @@ class SqlFile:
     def transactional(self) -> bool:
         return self.directives.get("transactional", "true").lower() != "false"
 
+    @property
+    def batch(self) -> int | None:
+        """Rows per batch of a `-- batch: N` file; None for other files."""
+        return int(self.directives["batch"]) if "batch" in self.directives else None
+
 
 def read_directives(text: str, where: str = "<sql>", migration_id: str = "?") -> dict[str, str]:
     """yoyo-style directives in the leading comment block (`-- lock_timeout: 30s`).
@@ -381,6 +416,8 @@ def read_directives(text: str, where: str = "<sql>", migration_id: str = "?") ->
             why = f"{key} is already given above"
         elif key == "transactional":
             why = None if value.lower() in ("true", "false") else "give true or false"
+        elif key == "batch":
+            why = batch_problem(value)
         else:
             why = duration_problem(value)
         if why:
@@ -403,6 +440,17 @@ def load_file(path: Path, migration_id: str) -> SqlFile:
     if directives.get("transactional", "true").lower() == "false" and len(stmts) != 1:
         raise MigrationError(f"{where_}: a '-- transactional: false' file holds exactly one statement, "
                              f"found {len(stmts)} (migration {migration_id})")
+    if "batch" in directives:
+        if directives.get("transactional", "true").lower() == "false":
+            raise MigrationError(f"{where_}: '-- batch:' runs each batch in a transaction of its own: remove "
+                                 f"'-- transactional: false' (migration {migration_id}; nothing was applied)")
+        if len(stmts) != 1:
+            raise MigrationError(f"{where_}: a '-- batch:' file holds exactly one statement, found {len(stmts)} "
+                                 f"(migration {migration_id}; nothing was applied)")
+        if not uses_batch_setting(stmts[0].text):
+            raise MigrationError(f"{where_}:{stmts[0].line}: a '-- batch:' statement limits itself with LIMIT "
+                                 f"nullif(current_setting('{BATCH_SETTING}', true), '')::integer, or it would run as "
+                                 f"one batch (migration {migration_id}; nothing was applied)")
     return SqlFile(path, data, stmts, directives)
 
 
@@ -416,6 +464,9 @@ class ApplyFiles:
         self.files = files
         self.notes: list[str] = []  # what was repaired on the way, for migrate to say
         self._done: list[str] = []  # files applied by this call (what a non-transactional failure leaves)
+        self._batched: str | None = None  # rows a `-- batch:` file committed before a failure
+        # Told how a long `-- batch:` file goes, at most every PROGRESS_EVERY seconds (migrate sets it to `say`).
+        self.progress: Callable[[str], None] | None = None
 
     @property
     def paths(self) -> list[Path]:
@@ -429,40 +480,106 @@ class ApplyFiles:
     def __call__(self, conn: psycopg.Connection) -> None:
         files = self.load()
         in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-        self._done = []
+        self._done, self._batched = [], None
+        for f in files if in_transaction else ():
+            if not f.transactional:
+                raise MigrationError(f"{_rel(f.path)} is marked '-- transactional: false': its migration "
+                                     f"{self.migration_id} must set __transactional__ = False")
+            if f.batch:
+                raise MigrationError(f"{_rel(f.path)} is marked '-- batch: {f.batch}' (each batch commits on its "
+                                     f"own): its migration {self.migration_id} must set __transactional__ = False")
         with conn.cursor() as cur:
             cur.execute(BOOKKEEPING_DDL)
             for f in files:
-                if not f.transactional and in_transaction:
-                    raise MigrationError(f"{_rel(f.path)} is marked '-- transactional: false': its migration "
-                                         f"{self.migration_id} must set __transactional__ = False")
-                self._run_file(cur, f, in_transaction)
+                if f.batch:
+                    self._run_batches(cur, f)
+                else:
+                    self._run_file(cur, f, in_transaction)
                 rel = str(f.path.relative_to(where.sql_dir()))
                 cur.execute(RECORD_SQL, (self.migration_id, self.module, rel, checksum(f.data), ALGORITHM))
                 self._done.append(_rel(f.path))
 
     def _run_file(self, cur, f: SqlFile, in_transaction: bool) -> None:
-        scope = "LOCAL " if in_transaction else ""
-        settings = {k: f.directives[k] for k in ("lock_timeout", "statement_timeout") if k in f.directives}
+        settings: dict[str, str] = {k: f.directives[k] for k in ("lock_timeout", "statement_timeout")
+                                    if k in f.directives}
         if not f.transactional:
             settings.setdefault("lock_timeout", "0")  # a concurrent build waits for old transactions by design
         for key, value in settings.items():  # set_config(name, value, is_local): values stay bound
             cur.execute("SELECT set_config(%s, %s, %s)", (key, value, in_transaction))
-        for stmt in f.statements:
-            target = index_target(stmt.text)
-            if target:
-                self._drop_invalid_index(cur, f, stmt, target, in_transaction)
+        try:
+            for stmt in f.statements:
+                target = index_target(stmt.text)
+                if target:
+                    self._drop_invalid_index(cur, f, stmt, target, in_transaction)
+                try:
+                    cur.execute(stmt.text)
+                except psycopg.Error as exc:
+                    left = None if in_transaction or not target else self._invalid_left(cur, target)
+                    raise MigrationError(describe_error(f.path, stmt, exc, self.migration_id,
+                                                        self._outcome(in_transaction, left)),
+                                         sqlstate=exc.sqlstate) from None
+                if target:
+                    self._check_index(cur, f, stmt, target, in_transaction)
+        finally:
+            # Outside a transaction the settings are the session's: put them back even after a failure, so that a
+            # retry (migrate --lock-retries) or the next file starts from the migration's own timeouts.
+            if not in_transaction and settings:
+                self._reset(cur, settings)
+        if in_transaction:
+            for key in settings:
+                cur.execute(sql.SQL("SET LOCAL {} TO DEFAULT").format(sql.Identifier(key)))
+
+    @staticmethod
+    def _reset(cur, settings: dict[str, str]) -> None:
+        try:
+            for key in settings:
+                cur.execute(sql.SQL("SET {} TO DEFAULT").format(sql.Identifier(key)))
+        except psycopg.Error:  # the connection itself failed: the session and its settings are gone with it
+            pass
+
+    def _run_batches(self, cur, f: SqlFile) -> None:
+        """A `-- batch: N` file: its statement again and again, each run its own transaction with the file's
+        timeouts and dbtool.batch_rows = N, until a run changes no row. What each batch did is committed, so a
+        failure (lock_timeout, kill -9) loses one batch at most and the next run goes on from there."""
+        stmt, size = f.statements[0], f.batch or 1
+        settings: dict[str, str] = {k: f.directives[k] for k in ("lock_timeout", "statement_timeout")
+                                    if k in f.directives}
+        settings[BATCH_SETTING] = str(size)
+        conn = cur.connection
+        rows = batches = 0
+        started = told = time.monotonic()
+        while True:
             try:
-                cur.execute(stmt.text)
+                with conn.transaction():
+                    for key, value in settings.items():
+                        cur.execute("SELECT set_config(%s, %s, true)", (key, value))
+                    cur.execute(stmt.text)
+                    changed, tag = cur.rowcount, (cur.statusmessage or "").partition(" ")[0]
+                    if tag not in ("UPDATE", "DELETE", "INSERT", "MERGE"):
+                        raise MigrationError(
+                            f"{_rel(f.path)}:{stmt.line}: a '-- batch:' statement is an UPDATE, DELETE, INSERT or "
+                            f"MERGE (it ends when a batch changes no row), this one is {tag or 'empty'} (migration "
+                            f"{self.migration_id}; {self._outcome(False)})")
+                    if changed > size:  # raised inside the transaction: this batch is rolled back
+                        raise MigrationError(
+                            f"{_rel(f.path)}:{stmt.line}: one batch changed {changed} rows, more than '-- batch: "
+                            f"{size}': the statement does not limit itself with current_setting('{BATCH_SETTING}', "
+                            f"true) (migration {self.migration_id}; {self._outcome(False)})")
             except psycopg.Error as exc:
-                left = None if in_transaction or not target else self._invalid_left(cur, target)
-                raise MigrationError(describe_error(f.path, stmt, exc, self.migration_id,
-                                                    self._outcome(in_transaction, left)),
+                raise MigrationError(describe_error(f.path, stmt, exc, self.migration_id, self._outcome(False)),
                                      sqlstate=exc.sqlstate) from None
-            if target:
-                self._check_index(cur, f, stmt, target, in_transaction)
-        for key in settings:
-            cur.execute(sql.SQL("SET {} {} TO DEFAULT").format(sql.SQL(scope), sql.Identifier(key)))
+            if changed <= 0:
+                break
+            rows, batches = rows + changed, batches + 1
+            self._batched = f"{_count(rows, 'row')} of {_rel(f.path)} in {_count(batches, 'batch')}"
+            if self.progress and time.monotonic() - told >= PROGRESS_EVERY:
+                told = time.monotonic()
+                self.progress(f"{_rel(f.path)}: {_count(rows, 'row')} so far in {_count(batches, 'batch')} of at "
+                              f"most {size:,}, each committed ({told - started:.0f}s)")
+        self._batched = None
+        if rows:
+            self.notes.append(f"{_rel(f.path)}: {_count(rows, 'row')} in {_count(batches, 'batch')} of at most "
+                              f"{size:,}, each committed on its own ({time.monotonic() - started:.2f}s)")
 
     def _outcome(self, in_transaction: bool, invalid_index: str | None = None) -> str:
         """What a failure leaves: nothing in a transaction; else the files applied before it, and an
@@ -470,6 +587,8 @@ class ApplyFiles:
         if in_transaction:
             return "nothing was applied"
         left = [f"{', '.join(self._done)} stay{'s' if len(self._done) == 1 else ''} applied"] if self._done else []
+        if self._batched:
+            left.append(f"{self._batched} stay committed, and the next run goes on from there")
         if invalid_index:
             left.append(f"it left an INVALID index {invalid_index}, which the next run drops and builds again")
         return "not transactional: " + "; ".join(left) if left else "nothing was applied"

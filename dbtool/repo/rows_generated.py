@@ -141,6 +141,7 @@ class AuditItem:
     message: str | None
     details: Any
     created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +200,7 @@ class ContactEvent:
     campaign: str | None
     run_id: str | None
     created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,7 @@ class OrderLine:
     amount_ht: Decimal
     amount_ttc: Decimal | None
     created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +249,7 @@ class OutcomeEvent:
     amount_ht: Decimal | None
     attributed: bool
     created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +303,7 @@ class RecoItem:
     reasons_json: Any
     explanation: str | None
     created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
