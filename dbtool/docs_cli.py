@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import EPILOG, SECONDS, database_url_option, say, setting_option, target_for
+from .cli_common import EPILOG, SECONDS, database_url_option, fleet_options, say, setting_option, target_for
 from .errors import EXIT_FINDINGS
 
 
@@ -15,6 +15,7 @@ from .errors import EXIT_FINDINGS
 \b
   dbtool wait --timeout 60 && dbtool migrate
   dbtool wait --login --database-url postgresql://app@db/app
+  dbtool wait --targets fleet.txt --parallel 50 --timeout 120
 
 The server counts as up when it answers, even if it refuses this login (wrong password,
 missing database): waiting would not fix that, and the next command reports it. With
@@ -22,13 +23,16 @@ missing database): waiting would not fix that, and the next command reports it. 
 
 """ + EPILOG)
 @database_url_option
+@fleet_options(report_format=True)
 @click.option("--timeout", type=SECONDS, default=30, show_default=True, metavar="SECONDS",
               help="Give up (exit 3) after this many seconds.")
 @click.option("--login", is_flag=True, help="Wait until a login to the configured database succeeds.")
-def wait(database_url, timeout, login):
+def wait(database_url, fleet, fmt, timeout, login):
     """Wait until the PostgreSQL server accepts connections (exit 0), or time out (exit 3)."""
     from . import wait as wait_lib
 
+    if fleet:
+        return fleet.run("wait", fmt, timeout=timeout, login=login)
     target = target_for(database_url)
     ready = wait_lib.wait(target, timeout=timeout, login=login)
     say(f"server up after {ready.seconds:.2f}s ({ready.attempts} attempt(s))"

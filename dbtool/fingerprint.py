@@ -6,6 +6,8 @@ yoyo identifies a migration by its id only; we record what each file said when i
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,7 +65,27 @@ KNOWN = ("sha256-v1", "sha256-v2")
 
 
 def file_checksum(path: Path, algorithm: str = ALGORITHM) -> str:
+    if _memo is not None:  # inside files_read_once()
+        key = (str(path), algorithm)
+        if key not in _memo:
+            _memo[key] = checksum(path.read_bytes(), algorithm)
+        return _memo[key]
     return checksum(path.read_bytes(), algorithm)
+
+
+_memo: dict[tuple[str, str], str] | None = None
+
+
+@contextmanager
+def files_read_once() -> Iterator[None]:
+    """Inside, each file's checksum is computed once (all threads): a fleet run checks many databases against the
+    same files, and lexing them is most of what validate and status do on the client."""
+    global _memo
+    before, _memo = _memo, {} if _memo is None else _memo
+    try:
+        yield
+    finally:
+        _memo = before
 
 
 # Who ran each migration. yoyo's _yoyo_log records the OS user and host name of an apply or rollback, not the

@@ -44,6 +44,35 @@ class LockLost(DbtoolError):
     pass
 
 
+class Interrupted(DbtoolError):
+    """A fleet run was interrupted (Ctrl-C): this target stopped before its next migration."""
+
+    exit_code = 130
+
+
+# A fleet run (dbtool/fleet) runs each target in a worker thread; after Ctrl-C it sets the event it gave that thread
+# here, and the thread stops at the next point where stopping leaves nothing half done: between two migrations
+# (BlockerWatch.check_held), or while it still waits for the migration lock.
+_stop = threading.local()
+
+
+@contextmanager
+def stop_when(event: threading.Event):
+    """In this thread, inside: once `event` is set, stop (Interrupted) before the next migration."""
+    before = getattr(_stop, "event", None)
+    _stop.event = event
+    try:
+        yield
+    finally:
+        _stop.event = before
+
+
+def check_stop(where: str = "before its next migration") -> None:
+    event = getattr(_stop, "event", None)
+    if event is not None and event.is_set():
+        raise Interrupted(f"interrupted (Ctrl-C): stopped {where}; what was applied stays applied")
+
+
 HOST_MAX = 20  # characters of the host name in application_name
 
 
@@ -186,6 +215,7 @@ def migration_lock(target: Target, command: str, timeout: float, say: Callable[[
     try:
         started, told = time.monotonic(), object()
         while not fetch_one(conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, LOCK_OBJ)))[0]:
+            check_stop("while waiting for the migration lock, before any migration")
             row = conn.execute(HOLDER_SQL, (LOCK_CLASS, LOCK_OBJ)).fetchone()
             holder = describe_holder(row)
             if (row[0] if row else None) != told:  # a new holder, not the same one a second older
@@ -199,6 +229,8 @@ def migration_lock(target: Target, command: str, timeout: float, say: Callable[[
         conn.close()  # closing the session releases the lock
 
 
+# Who blocks our sessions in this database (pg_stat_activity is cluster-wide: a fleet run's sessions in the other
+# databases of the same server carry the same application_name).
 BLOCKERS_SQL = """
 SELECT DISTINCT b.pid, coalesce(nullif(b.application_name, ''), '?'), b.state,
        left(regexp_replace(b.query, '\\s+', ' ', 'g'), 120)
@@ -206,6 +238,7 @@ FROM pg_stat_activity w
 CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid)
 JOIN pg_stat_activity b ON b.pid = bp.pid
 WHERE w.application_name = %s AND w.pid <> pg_backend_pid() AND b.application_name <> %s
+  AND w.datname = current_database()
 """
 
 
@@ -234,7 +267,8 @@ class BlockerWatch(threading.Thread):
                 self.blockers = rows
 
     def check_held(self) -> None:
-        """Between migrations: stop rather than go on without the lock."""
+        """Between migrations: stop rather than go on without the lock (or after a fleet run's Ctrl-C)."""
+        check_stop()
         if self.lost or self.conn.closed or self.conn.broken:
             raise LockLost("the connection holding the migration lock was lost; stopped before the next migration "
                            "(what was applied stays applied)")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from . import settings
@@ -33,9 +36,27 @@ def colour_enabled(stream: TextIO | None = None) -> bool:
 
 
 def enabled(stream: TextIO | None = None, *, disabled: bool = False) -> bool:
-    """Whether progress goes to `stream` (default stderr): a terminal, and not disabled by the caller."""
+    """Whether progress goes to `stream` (default stderr): a terminal, and not disabled by the caller (nor
+    silenced in this thread)."""
     stream = sys.stderr if stream is None else stream
+    if getattr(_silenced, "on", False):
+        return False
     return not disabled and is_terminal(stream) and settings.get("DBTOOL_PROGRESS")
+
+
+_silenced = threading.local()
+
+
+@contextmanager
+def silenced() -> Iterator[None]:
+    """No progress lines from this thread inside (a fleet's worker threads: their lines would interleave; the
+    library then says each step through its `say`, which the fleet collects per target)."""
+    before = getattr(_silenced, "on", False)
+    _silenced.on = True
+    try:
+        yield
+    finally:
+        _silenced.on = before
 
 
 class Progress:
