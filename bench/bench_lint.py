@@ -13,6 +13,7 @@ casts conservatively). A last column counts ours again with a database (a migrat
 the bench server, as tests/test_lint_corpus.py prepares it): pg_proc and pg_cast then clear the safe
 variants. squawk comes from the bench extra of requirements.lock (.venv/bin/squawk); when it is
 missing, only ours runs, and it says so. Nothing in the test suite asserts a timing.
+Goals (issue 14): 0 findings of ours on sql/ in the default group; every unsafe corpus file flagged by ours.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import report, scratch
+from bench.common import goal, report, scratch, size, tiny
 from dbtool import migrate as migrate_lib
 from dbtool import paths
 
-REPEAT = int(os.environ.get("BENCH_LINT_REPEAT", "7"))
+REPEAT = 1 if tiny() else int(os.environ.get("BENCH_LINT_REPEAT", "7"))
 BIN = Path(sys.executable).parent
 CORPUS = paths.root() / "tests" / "lint_corpus"
 
@@ -110,9 +111,12 @@ def run() -> None:
         print(f"  {'corpus':26} {'files':>5} {'ours: findings':>15} {'in files':>8} "
               f"{'squawk: warnings':>17} {'in files':>8} {'ours with a database':>21}")
         timings: list[tuple[str, list[tuple[str, float]]]] = []
+        counts: dict[str, tuple[int, int, int]] = {}  # corpus -> (files, our findings, files we flagged)
         for name, files in corpora().items():
             doc = ours(files)
             flagged = len({f["file"] for f in doc["findings"]})
+            counts[name] = (len(files), len(doc["findings"]), flagged)
+            size("lint", f"files: {name}", len(files))
             row = f"  {name:26} {len(files):>5} {len(doc['findings']):>15} {flagged:>8}"
             theirs: list[dict] = []
             if binary:
@@ -131,3 +135,8 @@ def run() -> None:
             timings.append((name, rows))
     for name, rows in timings:
         report(f"lint timings: {name}, best of {REPEAT}", rows, baseline=rows[-1][0])
+    _, findings, _ = counts["sql/ (our schema files)"]
+    goal("lint", "dbtool lint findings on sql/ (default group)", findings, "<=", 0)
+    files, _, flagged = counts["lint_corpus (unsafe)"]
+    goal("lint", "unsafe lint_corpus files flagged by dbtool lint (share)", flagged / files if files else 0.0,
+         ">=", 1.0)

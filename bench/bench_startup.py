@@ -5,6 +5,8 @@ Each row is the best wall time of whole processes (BENCH_STARTUP_REPEAT, default
   - `dbtool status` and `dbtool migrate` with nothing to do, on a migrated scratch database,
     against yoyo's own `yoyo list` of the same migrations, and against the floor every one of
     them pays: an interpreter that imports psycopg, connects and runs one query.
+Goals: `dbtool --help` at most 2x `python -c 'import click'`; `dbtool status` at most 0.5x `yoyo list`
+(the floor, python + psycopg + connect + SELECT 1, is printed beside it: no status can go below it).
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import report, scratch
+from bench.common import goal, report, scratch, size, tiny
 from dbtool import migrate as migrate_lib
 from dbtool import paths
 
-REPEAT = int(os.environ.get("BENCH_STARTUP_REPEAT", "15"))
+REPEAT = 1 if tiny() else int(os.environ.get("BENCH_STARTUP_REPEAT", "15"))
 BIN = Path(sys.executable).parent
 
 
@@ -38,11 +40,14 @@ def best(cmd: list[str], env: dict[str, str] | None = None) -> float:
 def run() -> None:
     py = sys.executable
     dbtool = [str(BIN / "dbtool")]
+    size("startup", "repeat", REPEAT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DBTOOL_")) and k != "DATABASE_URL"}
+    t_click = best([py, "-c", "import click"])
+    t_help = best([*dbtool, "--help"], env)
     report("start-up: dbtool --help", [
         ("python -c pass", best([py, "-c", "pass"])),
-        ("python -c 'import click'", best([py, "-c", "import click"])),
-        ("dbtool --help", best([*dbtool, "--help"], env)),
+        ("python -c 'import click'", t_click),
+        ("dbtool --help", t_help),
     ], baseline="python -c 'import click'")
 
     with scratch("startup") as target:
@@ -53,9 +58,18 @@ def run() -> None:
         yoyo_env = {**env, **({"PGPASSWORD": target.password} if target.password else {})}
         dirs = [str(paths.migrations_dir() / m) for m in paths.modules()]
         floor = f"import psycopg\nwith psycopg.connect({url!r}) as c: c.execute('SELECT 1').fetchall()"
+        t = {
+            "floor": best([py, "-c", floor]),
+            "yoyo": best([str(BIN / "yoyo"), "list", "--database", yoyo_url, *dirs], yoyo_env),
+            "status": best([*dbtool, "status", "--database-url", url], env),
+            "migrate": best([*dbtool, "migrate", "--database-url", url], env),
+        }
         report("start-up: status / migrate with nothing to do (4 modules)", [
-            ("python: import psycopg, connect, SELECT 1", best([py, "-c", floor])),
-            ("yoyo list", best([str(BIN / "yoyo"), "list", "--database", yoyo_url, *dirs], yoyo_env)),
-            ("dbtool status", best([*dbtool, "status", "--database-url", url], env)),
-            ("dbtool migrate (nothing to do)", best([*dbtool, "migrate", "--database-url", url], env)),
+            ("python: import psycopg, connect, SELECT 1", t["floor"]),
+            ("yoyo list", t["yoyo"]),
+            ("dbtool status", t["status"]),
+            ("dbtool migrate (nothing to do)", t["migrate"]),
         ], baseline="yoyo list")
+    goal("startup", "dbtool --help vs python -c 'import click'", t_help / t_click, "<=", 2.0)
+    goal("startup", "dbtool status vs yoyo list", t["status"] / t["yoyo"], "<=", 0.5,
+         note=f"floor: python + import psycopg + connect + SELECT 1 is {t['floor'] / t['yoyo']:.2f}x yoyo list")

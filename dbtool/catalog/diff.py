@@ -97,6 +97,7 @@ def _show(value: Any) -> str:
 def diff(expected: Catalog, live: Catalog, *, strict: bool = False) -> list[Finding]:
     extra_default = ERROR if strict else WARNING
     findings: list[Finding] = []
+    reordered: set[str | None] = set()  # tables with a differing column: only their column order can differ
     missing_parents = expected.objects("table").keys() - live.objects("table").keys()
     extra_parents = live.objects("table").keys() - expected.objects("table").keys()
 
@@ -107,10 +108,16 @@ def diff(expected: Catalog, live: Catalog, *, strict: bool = False) -> list[Find
             findings += [Finding(extra_default, kind, key, "unmodeled", detail=getattr(o, "what", None),
                                  table=None, why=WHY["unmodeled"]) for key, o in got.items()]
             continue
+        health = kind in ("index", "constraint")  # the kinds whose live objects can be unhealthy
         for key, e in exp.items():
             g = got.get(key)
-            if e == g and not _unhealthy(g):
-                continue  # the common case: identical and healthy
+            # The common case, identical and healthy: the fields live in __dict__, compared at C speed
+            # (a catalog of 5,000 tables holds 100,000 objects); the dataclass's == decides otherwise.
+            if (g is not None and type(g) is type(e) and (g.__dict__ == e.__dict__ or g == e)
+                    and not (health and _unhealthy(g))):
+                continue
+            if kind == "column" and g is not None:
+                reordered.add(g.parent)
             if g is None:
                 if e.parent not in missing_parents:  # else implied by the missing table
                     findings.append(Finding(ERROR, kind, key, "missing", table=e.parent, why=WHY["missing"]))
@@ -122,7 +129,7 @@ def diff(expected: Catalog, live: Catalog, *, strict: bool = False) -> list[Find
             if g.parent not in extra_parents:
                 severity = g.extra_severity(expected) or extra_default
                 findings.append(Finding(severity, kind, key, "extra", table=g.parent, why=WHY["extra"]))
-    findings += _moved_columns(expected, live)
+    findings += _moved_columns(expected, live, reordered)
     findings = _without_backing_indexes(findings, live)
     findings = _pair_renamed_indexes(findings, expected, live, strict)
     order = {k: i for i, k in enumerate(BY_KIND)}
@@ -164,15 +171,17 @@ def _without_backing_indexes(findings: list[Finding], live: Catalog) -> list[Fin
     return [f for f in findings if not backs_extra_constraint(f)]
 
 
-def _moved_columns(expected: Catalog, live: Catalog) -> list[Finding]:
+def _moved_columns(expected: Catalog, live: Catalog, tables: set[str | None]) -> list[Finding]:
     """Columns whose order among the columns both sides have differs: only those that moved.
 
     A missing or extra column shifts every later ordinal position, which is no move; the columns
     outside the longest run kept in order (longest increasing subsequence) are the moved ones.
+    Only `tables` are looked at: where every column both sides have is identical, position
+    included, nothing moved.
     """
     out = []
     for key, table in expected.objects("table").items():
-        if key not in live.objects("table"):
+        if key not in tables or key not in live.objects("table"):
             continue
         exp = {c.name: c for c in expected.columns(table.schema, table.name)}
         got = {c.name: c for c in live.columns(table.schema, table.name)}

@@ -8,12 +8,15 @@ quote_all_identifiers), so a setting on the database, the role or the session ch
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import queue
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 from ..errors import DbtoolError
 from . import model as m
@@ -280,63 +283,135 @@ KINDS = tuple(QUERIES)
 assert set(KINDS) == set(m.BY_KIND), "every kind of the model has its query"
 
 
+class _Build:
+    """Makes one kind's objects from its rows: equal to `cls.from_json(row)`, at a fraction of the cost.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__ (about 6 us for a column
+    on this machine's CPU), and a catalog of 5,000 tables holds 100,000 objects. Instead the object's
+    __dict__ is filled at once from the row's tuple: the defaults, then the row's columns, less those
+    that are no field (oids); array columns become tuples, as from_json makes every list a tuple.
+    A query missing a field without a default is refused, as __init__ would refuse it.
+    """
+
+    __slots__ = ("cls", "names", "defaults", "required", "tuples")
+
+    def __init__(self, cls: type[m.Obj]) -> None:
+        fields = dataclasses.fields(cls)
+        if any(f.default_factory is not dataclasses.MISSING for f in fields):
+            raise TypeError(f"{cls.__name__}: a field with a default_factory needs __init__")
+        self.cls = cls
+        self.names = frozenset(f.name for f in fields)
+        self.defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+        self.required = self.names - self.defaults.keys()
+        self.tuples = frozenset(f.name for f in fields if "tuple" in str(f.type))
+
+    def all(self, columns: list[str], rows: list[tuple], hook: Callable[[dict[str, Any]], None] | None) -> list[m.Obj]:
+        """Objects of `rows` (tuples in `columns` order); `hook` adjusts each object's attributes in place."""
+        extra = [c for c in columns if c not in self.names]
+        tuples = [c for c in columns if c in self.tuples]
+        new, cls, defaults = object.__new__, self.cls, self.defaults
+        out = []
+        for values in rows:
+            obj = new(cls)
+            d = obj.__dict__
+            d.update(defaults)
+            d.update(zip(columns, values))
+            if hook is not None:
+                hook(d)
+            for c in extra:
+                d.pop(c, None)
+            for c in tuples:
+                if type(d[c]) is list:
+                    d[c] = tuple(d[c])
+            out.append(obj)
+        if out and not self.required <= out[0].__dict__.keys():
+            raise TypeError(f"{self.cls.__name__}: no {', '.join(sorted(self.required - out[0].__dict__.keys()))}")
+        return out
+
+
+_BUILD = {kind: _Build(cls) for kind, cls in m.BY_KIND.items()}
+
+
 class _Reader:
-    """Shapes rows into model objects; links constraints to the indexes that back them."""
+    """Shapes rows into model objects; links constraints to the indexes that back them.
+
+    A hook per kind turns PostgreSQL's codes into the model's words, in place, before the object
+    is complete (it still holds the query's extra columns, such as oids).
+    """
 
     def __init__(self) -> None:
         self.index_constraint: dict[int, str] = {}
 
-    def shape(self, kind: str, row: dict[str, Any]) -> m.Obj:
-        hook = getattr(self, f"_{kind}", None)
-        if hook is not None:
-            row = hook(row)
-        return m.BY_KIND[kind].from_json(row)
+    def shape_all(self, kind: str, columns: list[str], rows: list[tuple]) -> list[m.Obj]:
+        return _BUILD[kind].all(columns, rows, getattr(self, f"_{kind}", None))
 
-    def _schema(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "schema": row["name"]}
+    def _schema(self, d: dict[str, Any]) -> None:
+        d["schema"] = d["name"]
 
-    def _table(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "relkind": RELKINDS[row["relkind"]], "persistence": PERSISTENCE[row["persistence"]],
-                "replica_identity": REPLICA_IDENTITY[row["replica_identity"]]}
+    def _table(self, d: dict[str, Any]) -> None:
+        d["relkind"] = RELKINDS[d["relkind"]]
+        d["persistence"] = PERSISTENCE[d["persistence"]]
+        d["replica_identity"] = REPLICA_IDENTITY[d["replica_identity"]]
 
-    def _sequence(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "persistence": PERSISTENCE[row["persistence"]]}
+    def _sequence(self, d: dict[str, Any]) -> None:
+        d["persistence"] = PERSISTENCE[d["persistence"]]
 
-    def _function(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "kind": PROKINDS[row["kind"]], "source": (row["source"] or "").strip() or None}
+    def _function(self, d: dict[str, Any]) -> None:
+        d["kind"] = PROKINDS[d["kind"]]
+        d["source"] = (d["source"] or "").strip() or None
 
-    def _type(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "type_kind": TYPTYPES.get(row["type_kind"], row["type_kind"])}
+    def _type(self, d: dict[str, Any]) -> None:
+        d["type_kind"] = TYPTYPES.get(d["type_kind"], d["type_kind"])
 
-    def _constraint(self, row: dict[str, Any]) -> dict[str, Any]:
-        contype = row.pop("contype")
-        if row["index_oid"] and contype in "pux":
-            self.index_constraint[row["index_oid"]] = row["name"]
-        definition = row["definition"] or ""  # NULL when dropped while we read
+    def _constraint(self, d: dict[str, Any]) -> None:
+        contype = d.pop("contype")
+        if d["index_oid"] and contype in "pux":
+            self.index_constraint[d["index_oid"]] = d["name"]
+        definition = d["definition"] or ""  # NULL when dropped while we read
         if definition.endswith(" NOT VALID"):  # validity is health, reported apart from the definition
             definition = definition[: -len(" NOT VALID")]
-        fk = contype == "f"
-        return {**row, "type": CONTYPES.get(contype, contype), "definition": definition,
-                "on_update": FK_ACTIONS[row["on_update"]] if fk else None,
-                "on_delete": (FK_ACTIONS[row["on_delete"]]
-                              + (f" ({', '.join(row['delete_set_columns'])})" if row["delete_set_columns"] else ""))
-                             if fk else None,
-                "match": FK_MATCH.get(row["match"], row["match"]) if fk else None}
+        d["definition"] = definition
+        d["type"] = CONTYPES.get(contype, contype)
+        if contype == "f":
+            d["on_update"] = FK_ACTIONS[d["on_update"]]
+            d["on_delete"] = FK_ACTIONS[d["on_delete"]] + (
+                f" ({', '.join(d['delete_set_columns'])})" if d["delete_set_columns"] else "")
+            d["match"] = FK_MATCH.get(d["match"], d["match"])
+        else:
+            d["on_update"] = d["on_delete"] = d["match"] = None
 
-    def _index(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _index(self, d: dict[str, Any]) -> None:
         # The definition without the index's own name: "same name, other columns" must differ.
-        return {**row, "definition": (row["definition"] or "").split(" ON ", 1)[-1],
-                "constraint": self.index_constraint.get(row["oid"])}
+        d["definition"] = (d["definition"] or "").split(" ON ", 1)[-1]
+        d["constraint"] = self.index_constraint.get(d["oid"])
 
-    def _trigger(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "enabled": ENABLED[row["enabled"]]}
+    def _trigger(self, d: dict[str, Any]) -> None:
+        d["enabled"] = ENABLED[d["enabled"]]
 
     _rule = _trigger
 
-    def _default_privilege(self, row: dict[str, Any]) -> dict[str, Any]:
-        role, _, objtype = row["name"].rpartition(":")
-        scope = " (global)" if row.pop("global") else ""
-        return {**row, "name": f"{role}:{DEFACL_TYPES.get(objtype, objtype)}{scope}"}
+    def _default_privilege(self, d: dict[str, Any]) -> None:
+        role, _, objtype = d["name"].rpartition(":")
+        scope = " (global)" if d.pop("global") else ""
+        d["name"] = f"{role}:{DEFACL_TYPES.get(objtype, objtype)}{scope}"
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused while the catalog is built.
+
+    Reading 5,000 tables makes some 100,000 objects and as many rows at once, all kept: each full
+    collection the allocations trigger walks them all, for nothing (they hold no cycles). That was half
+    of validate's CPU at 5,000 tables. Reference counting still frees everything as usual; the
+    collector is enabled again afterwards (unless it was already off, e.g. paused by another thread).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def read_catalog(conn: psycopg.Connection, schemas: list[str]) -> m.Catalog:
@@ -353,14 +428,15 @@ def read_catalog(conn: psycopg.Connection, schemas: list[str]) -> m.Catalog:
 
     def fetch() -> None:
         try:
-            with conn.cursor(row_factory=dict_row) as cur:
+            with conn.cursor() as cur:  # plain tuples: the objects are built from them directly
                 for kind in KINDS:
-                    fetched.put((kind, cur.execute(QUERIES[kind], params).fetchall()))
+                    rows = cur.execute(QUERIES[kind], params).fetchall()
+                    fetched.put((kind, [c.name for c in cur.description or ()], rows))
         except BaseException as exc:  # handed to the caller's thread
-            fetched.put((None, exc))
+            fetched.put((None, None, exc))
 
     objects: list[m.Obj] = []
-    with conn.transaction():
+    with _no_cyclic_gc(), conn.transaction():
         # One snapshot for every query: DDL committed meanwhile cannot mix two catalogs.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         for name, value in PINNED.items():
@@ -370,10 +446,10 @@ def read_catalog(conn: psycopg.Connection, schemas: list[str]) -> m.Catalog:
         try:
             reader = _Reader()
             for _ in KINDS:  # in KINDS order: constraints before the indexes they own
-                kind, rows = fetched.get()
+                kind, columns, rows = fetched.get()
                 if kind is None:
                     raise rows
-                objects.extend(reader.shape(kind, row) for row in rows)
+                objects.extend(reader.shape_all(kind, columns, rows))
         finally:
             worker.join()
-    return m.Catalog.of(objects)
+        return m.Catalog.of(objects)

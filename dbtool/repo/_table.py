@@ -13,13 +13,18 @@ transaction), so they are all-or-nothing either way.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.adapt import PyFormat, Transformer
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
@@ -47,6 +52,26 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return any(_has_nul(v) for v in value)
     return False
+
+
+def _dumps_in_binary(conn: psycopg.Connection, types: Sequence[str], row: Sequence[Any]) -> bool:
+    """Whether psycopg can dump `row` in binary as `types` (the dumpers copy.set_types would choose)."""
+    try:
+        tx = Transformer(conn)
+        tx.set_dumper_types([conn.adapters.types.get_oid(t) for t in types], pq.Format.BINARY)
+        tx.dump_sequence(row, [PyFormat.BINARY] * len(types))
+    except (TypeError, ValueError, OverflowError, psycopg.Error):
+        return False
+    return True
+
+
+def _wrap_json(json_at: Sequence[int], row: Sequence[Any]) -> list[Any]:
+    """Text COPY only: json(b) values wrapped for psycopg (binary COPY dumps them by the column's type)."""
+    out = list(row)
+    for i in json_at:
+        if out[i] is not None:
+            out[i] = Jsonb(out[i])
+    return out
 
 
 @dataclass(frozen=True)
@@ -95,6 +120,7 @@ class Table(Generic[R]):
         self.natural_key: tuple[str, ...] | None = self._natural_key(natural_key)
         self._ident = sql.Identifier(module, name)
         self._cache: dict[tuple, sql.Composed] = {}
+        self._types: dict[tuple, tuple[str, ...] | None] = {}
         self._row_factory = class_row(row)
         clash = _PAGE_WORDS & set(self.columns)
         if clash:
@@ -369,46 +395,88 @@ class Table(Generic[R]):
                 return True
         return False
 
-    def _binary_types(self, conn: psycopg.Connection, cols: tuple[str, ...]) -> list[str] | None:
-        """Type names psycopg can dump in binary for these columns, or None (e.g. an enum column)."""
-        names = [re.sub(r"\(.*\)$", "", self.column[c].type) for c in cols]
-        return names if all(conn.adapters.types.get(n) is not None for n in names) else None
+    def copy_types(self, cols: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The types binary COPY sends these columns as (for copy.set_types), or None when psycopg cannot
+        dump one of them in binary (a domain, a composite type, an array of enums): then text COPY.
+
+        Type modifiers are dropped (PostgreSQL applies the column's own on input: numeric(12,2) rounds,
+        varchar(20) refuses longer text); an enum column goes as text, which the enum's binary input reads
+        as its label. Computed once per set of columns.
+        """
+        key = ("copy types", cols)
+        if key in self._types:
+            return self._types[key]
+        enums = load_snapshot(self.module).enums()
+        names: list[str] | None = []
+        for c in cols:
+            name = re.sub(r"\(\d+(?:,\d+)?\)", "", self.column[c].type)
+            if name in enums:
+                name = "text"
+            if names is not None and psycopg.adapters.types.get(name) is not None:
+                names.append(name)
+            else:
+                names = None
+        found = self._types[key] = tuple(names) if names is not None else None
+        return found
+
+    def binary_copy(self, conn: psycopg.Connection, first_row: Sequence[Any], *,
+                    columns: Sequence[str] | None = None, binary: bool | None = None) -> bool:
+        """Whether load() sends rows starting with `first_row` as binary COPY (see load)."""
+        types = self.copy_types(tuple(columns) if columns is not None else self.insert_columns)
+        if types is None or binary is False:
+            return False
+        return binary is True or _dumps_in_binary(conn, types, first_row)
 
     def load(self, conn: psycopg.Connection, rows: Iterable[Sequence[Any]], *,
-             columns: Sequence[str] | None = None, binary: bool = False) -> int:
+             columns: Sequence[str] | None = None, binary: bool | None = None) -> int:
         """Bulk load with COPY: `rows` are sequences in `columns` order (default: all but identity columns).
 
         Returns the number of rows written. One COPY statement; a failure stores none of them.
-        binary=True sends PostgreSQL's binary format (less parsing on the server); values must then be of
-        the column's Python type (Decimal for numeric, date for date...), where text format also accepts str.
+
+        By default the fastest exact path: binary COPY with every column's type set beforehand
+        (psycopg's copy.set_types), so PostgreSQL parses nothing and psycopg dumps each value by its
+        column's type, in C, with no Python work per row. Binary values must be of the column's Python
+        type: str for text, int for integers, Decimal or int for numeric, date for date, an aware
+        datetime for timestamptz, anything JSON-serialisable for json(b), None for NULL. The first row
+        decides: when one of its values does not fit (a str "10.00" for a numeric, a naive datetime
+        for a timestamptz), the whole load goes as text COPY, where PostgreSQL parses every value as it
+        would a literal. binary=True or False forces the format (True still falls back to text for a
+        type psycopg cannot dump in binary, see copy_types). A later row that does not fit binary
+        stops the load with InvalidValue (nothing stored).
         """
         cols = tuple(columns) if columns is not None else self.insert_columns
         self._check_names(cols)
-        json_at = [i for i, c in enumerate(cols) if self.column[c].is_json]
-        types = self._binary_types(conn, cols) if binary else None
-        n = 0
+        it = iter(rows)
+        for first in it:
+            break
+        else:
+            return 0  # no row: no statement
+        types = self.copy_types(cols)
+        use_binary = self.binary_copy(conn, first, columns=cols, binary=binary)
+        counter = itertools.count()  # counts the rows taken from the input, in C (zip stops before it)
+        stream = map(itemgetter(0), zip(itertools.chain((first,), it), counter))
         try:
-            with conn.cursor() as cur, cur.copy(self._stmt("copy", cols, types is not None)) as copy:
-                if types is not None:
+            with conn.cursor() as cur, cur.copy(self._stmt("copy", cols, use_binary)) as copy:
+                if use_binary:
+                    assert types is not None
                     copy.set_types(types)
-                write = copy.write_row
-                if json_at:
-                    for row in rows:
-                        row = list(row)
-                        for i in json_at:
-                            row[i] = None if row[i] is None else Jsonb(row[i])
-                        write(row)
-                        n += 1
+                    deque(map(copy.write_row, stream), maxlen=0)
                 else:
-                    for row in rows:
-                        write(row)
-                        n += 1
+                    json_at = [i for i, c in enumerate(cols) if self.column[c].is_json]
+                    deque(map(copy.write_row, map(partial(_wrap_json, json_at), stream) if json_at else stream),
+                          maxlen=0)
         except psycopg.DataError as exc:
-            if "NUL" in str(exc):
+            if "NUL" in str(exc) or "0x00" in str(exc) or "\\u0000" in str(exc):
                 raise InvalidValue(f"{self.qualified}: text cannot contain a NUL byte (0x00); nothing stored") \
                     from None
             raise
-        return n
+        except (TypeError, ValueError, OverflowError) as exc:  # a value binary COPY cannot dump as its column
+            if not use_binary:
+                raise
+            raise InvalidValue(f"{self.qualified}: row {next(counter)} does not fit binary COPY ({exc}); each "
+                               f"value must be of its column's Python type, as in the first row; nothing stored "
+                               f"(binary=False has PostgreSQL parse text)") from None
+        return next(counter)
 
     def count(self, conn: psycopg.Connection) -> int:
         return fetch_one(conn.execute(self._stmt("count")))[0]
