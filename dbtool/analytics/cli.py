@@ -92,9 +92,12 @@ def sync(database_url, path, create, overlap_minutes, wait):
             bar.abort()
             raise
     dropped = f" ({out.embeddings_dropped} embedding(s) of a changed text dropped)" if out.embeddings_dropped else ""
+    how = {"unchanged": "; nothing changed in PostgreSQL since the last sync (one query)",
+           "first": f"; first copy, {out.messages / out.seconds if out.seconds else 0:,.0f} rows/s",
+           "full": "; every row compared (no baseline of an earlier sync)"}.get(out.mode, "")
     say(f"{out.messages} message(s) and {out.sessions} session(s) copied, {out.updated} message(s) rewritten "
         f"(changed in PostgreSQL){dropped}, {out.removed} row(s) removed (gone from PostgreSQL) up to message id "
-        f"{out.last_message_id} in {out.seconds:.2f}s")
+        f"{out.last_message_id} in {out.seconds:.2f}s{how}")
 
 @analytics.command(epilog="Example: dbtool analytics search --like 42 -k 5 --format json\n\n" + EPILOG)
 @path_option

@@ -131,7 +131,17 @@ def connect(path: str | Path | None = None, *, read_only: bool = False,
         release()
         raise
     weakref.finalize(conn, release)  # the umask is back once the connection is gone
+    _FILES[conn] = target.absolute()
     return conn
+
+
+_FILES: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Path] = weakref.WeakKeyDictionary()
+
+
+def file_of(conn: duckdb.DuckDBPyConnection) -> Path | None:
+    """The file a connection made by connect() opened (None for any other connection): where its search
+    sidecar is, without a query."""
+    return _FILES.get(conn)
 
 
 @contextmanager
@@ -139,15 +149,49 @@ def transaction(conn: duckdb.DuckDBPyConnection, *, commit: bool = True) -> Iter
     """BEGIN ... COMMIT (or ROLLBACK when commit is False, for a dry run); ROLLBACK on any error.
 
     DuckDB runs statements one by one and keeps what succeeded: work that must be all or nothing
-    goes inside this.
+    goes inside this. Functions registered inside with at_end() run once it has ended.
     """
     conn.execute("BEGIN")
+    began(conn)
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        try:
+            conn.execute("ROLLBACK")
+        finally:
+            ended(conn, committed=False)
         raise
-    conn.execute("COMMIT" if commit else "ROLLBACK")
+    try:
+        conn.execute("COMMIT" if commit else "ROLLBACK")
+    except BaseException:
+        ended(conn, committed=False)
+        raise
+    ended(conn, committed=commit)
+
+
+# Work to do once a transaction begun by transaction() (or another dbtool BEGIN that calls began/ended) ends,
+# committed or not: e.g. the search sidecar's writer-in-flight mark (embeddings.py).
+_AT_END: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, list[Callable[[bool], None]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def began(conn: duckdb.DuckDBPyConnection) -> None:
+    _AT_END[conn] = []
+
+
+def ended(conn: duckdb.DuckDBPyConnection, *, committed: bool) -> None:
+    for fn in _AT_END.pop(conn, []):
+        fn(committed)
+
+
+def at_end(conn: duckdb.DuckDBPyConnection, fn: Callable[[bool], None]) -> bool:
+    """Run fn(committed) when the dbtool transaction open on conn ends; False (fn not registered) when conn is
+    in no dbtool transaction."""
+    pending = _AT_END.get(conn)
+    if pending is None:
+        return False
+    pending.append(fn)
+    return True
 
 
 def sql_files(sql_dir: Path | None = None) -> list[Path]:

@@ -9,6 +9,7 @@ import duckdb
 
 from .db import connect, default_path, duck_error, transaction
 from .embeddings import bump_version
+from .sync import forget_baseline
 
 if TYPE_CHECKING:
     import psycopg
@@ -21,6 +22,9 @@ TABLES = ("message_history", "conversation_context", "message_embeddings")
 def erase_phone(duck_conn: duckdb.DuckDBPyConnection, phone_number: str) -> dict[str, int]:
     """Delete every row of phone_number from the three tables in one transaction; rows deleted per table.
 
+    The search sidecar (`<file>.embeddings`) is rewritten without the user's vectors, or removed, before the
+    transaction commits (embeddings.bump_version). The next sync compares every row with PostgreSQL (the
+    sync baseline is dropped: DuckDB's rows changed outside a sync).
     Erase in PostgreSQL first (or in the same maintenance window): a sync that runs in between would copy
     the user's rows back from PostgreSQL.
     """
@@ -30,7 +34,9 @@ def erase_phone(duck_conn: duckdb.DuckDBPyConnection, phone_number: str) -> dict
                                            [phone_number]).fetchall()[0][0]
                       for t in TABLES}  # table names are our constants
             if counts["message_embeddings"]:
-                bump_version(duck_conn)  # in-memory search matrices must drop the user's vectors
+                bump_version(duck_conn, deleted_only=True)  # the search sidecar loses the user's vectors
+            if any(counts.values()):
+                forget_baseline(duck_conn)
     except duckdb.Error as exc:
         raise duck_error("DuckDB erasure failed, nothing erased", exc) from None
     return counts

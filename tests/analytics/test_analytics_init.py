@@ -18,7 +18,7 @@ def tables(conn) -> list[str]:
 def test_init_twice_is_a_no_op(tmp_path):
     path = tmp_path / "a.duckdb"
     _, first = db.init(path)
-    assert first.new_objects == 11  # 5 tables, 6 indexes
+    assert first.new_objects == 12  # 6 tables, 6 indexes
     with duckdb.connect(str(path)) as conn:
         conn.execute("INSERT INTO analytics_sync_state (source, last_id) VALUES ('messages', 7)")
         before = read_duckdb_catalog(conn)
@@ -61,7 +61,7 @@ def test_cli_init_uses_env_path_and_is_idempotent(tmp_path):
     path = tmp_path / "sub" / "env.duckdb"
     first = run_dbtool("analytics", "init", env={"DBTOOL_DUCKDB_PATH": str(path)})
     assert first.returncode == 0, first.stderr
-    assert "11 new" in first.stderr and path.exists()
+    assert "12 new" in first.stderr and path.exists()
     second = run_dbtool("analytics", "init", "--path", str(path))
     assert second.returncode == 0 and "0 new" in second.stderr
 

@@ -91,12 +91,14 @@ def chatbot_rows(postgresql):
 
 
 def test_a_duckdb_failure_mid_stream_stops_postgresql_and_copies_nothing(postgresql, monkeypatch):
-    """DuckDB stops reading halfway (a bad value): the copy from PostgreSQL stops too, nothing hangs."""
+    """DuckDB stops reading halfway (rows it cannot read): the copy from PostgreSQL stops too, nothing hangs."""
     s = add_session(postgresql, add_user(postgresql, A), "s-many")
-    add_messages(postgresql, s, 50_000, content="x" * 100)  # far more than a pipe holds
+    add_messages(postgresql, s, 50_000, content="x" * 400)  # 20 MB: far more than the pipe and the backlog hold
     postgresql.commit()
     duck = fresh_duck()
-    monkeypatch.setitem(sync_mod.MESSAGE_COLUMNS, "content", "INTEGER")
+    # One column fewer than PostgreSQL sends. (A wrong type would not do: DuckDB reads a column as the type
+    # of the table column it goes to.)
+    monkeypatch.delitem(sync_mod.MESSAGE_COLUMNS, "created_at")
     with pytest.raises(AnalyticsError, match="loading DuckDB failed"):
         sync(postgresql, duck)
     assert count(duck, "message_history") == 0
