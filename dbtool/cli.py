@@ -13,7 +13,16 @@ from pathlib import Path
 import click
 
 from . import paths, settings
-from .cli_common import EPILOG, database_options, database_url_option, lock_options, say, setting_option, target_for
+from .cli_common import (
+    EPILOG,
+    database_options,
+    database_url_option,
+    fleet_options,
+    lock_options,
+    say,
+    setting_option,
+    target_for,
+)
 from .errors import EXIT_CONNECT, EXIT_FINDINGS, EXIT_USAGE, DbtoolError, UsageError, first_line
 
 # psycopg, yoyo and duckdb are imported by the commands that use them: `dbtool --help` stays fast.
@@ -45,6 +54,7 @@ CASCADE_HELP = ("Also drop the objects outside the module that depend on it (vie
   dbtool migrate --to crm_0002_privileges      (or its start: --to crm_0002)
   dbtool migrate --redo crm_0009_loyalty       (or: --redo --module crm, its latest)
   dbtool migrate --ddl-lock-timeout 30s --lock-timeout 300
+  dbtool migrate --targets fleet.txt --canary 2 --format junit > migrate.xml
 
 --to X applies the pending migrations of X's module up to and including X, and those
 they depend on (in any module); it refuses (exit 2) an unknown id and one already applied
@@ -55,6 +65,7 @@ fails, X stays applied as it was. It asks before dropping data, as rollback does
 
 """ + EPILOG)
 @database_options
+@fleet_options(report_format=True)
 @click.option("--dry-run", is_flag=True, help="List pending migrations and print their SQL; change nothing.")
 @click.option("--to", "to", metavar="ID", help="Apply only up to and including this migration (and its dependencies).")
 @click.option("--redo", "redo", is_flag=False, flag_value="", default=None, metavar="[ID]",
@@ -62,8 +73,9 @@ fails, X stays applied as it was. It asks before dropping data, as rollback does
 @click.option("--cascade", is_flag=True, help="With --redo: " + CASCADE_HELP[0].lower() + CASCADE_HELP[1:])
 @click.option("--yes", is_flag=True, help="With --redo: do not ask (for scripts).")
 @setting_option("DBTOOL_PROGRESS", "--progress/--no-progress", default=None, show_default="on a terminal")
+@setting_option("DBTOOL_LOCK_RETRIES", "--lock-retries", metavar="N", show_default="0")
 @lock_options
-def migrate(database_url, modules, dry_run, to, redo, cascade, yes, **timeouts):
+def migrate(database_url, modules, dry_run, to, redo, cascade, yes, fleet, fmt, **timeouts):
     """Apply pending migrations (under a lock, each in one transaction)."""
     from . import migrate as migrate_lib
     from . import revisions
@@ -72,6 +84,10 @@ def migrate(database_url, modules, dry_run, to, redo, cascade, yes, **timeouts):
         raise UsageError(f"--redo does not combine with {'--to' if to else '--dry-run'}")
     if redo is None and (cascade or yes):
         raise UsageError(f"{'--cascade' if cascade else '--yes'} applies to --redo only")
+    if fleet:
+        if redo is not None:
+            raise UsageError("--redo acts on one database (--database-url), not on --targets")
+        return fleet.run("migrate", fmt, modules, to=to, dry_run=dry_run, **timeouts)
     target = target_for(database_url)
     if redo is not None:
         def confirm(plan):
@@ -92,16 +108,23 @@ def migrate(database_url, modules, dry_run, to, redo, cascade, yes, **timeouts):
   dbtool status
   dbtool status --module planning --format json
   dbtool status --exit-code || echo "migrations pending"
+  dbtool status --targets fleet.txt --format json
 
 With --exit-code: 1 when anything is pending. """ + EPILOG)
 @database_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@fleet_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True,
+              help="junit: with --targets or --targets-query only.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when any migration is pending.")
 @setting_option("DBTOOL_READ_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10")
-def status(database_url, modules, fmt, exit_code):
+def status(database_url, modules, fleet, fmt, exit_code):
     """Applied and pending migrations per module, and files changed since (read-only)."""
     from . import migrate as migrate_lib
 
+    if fleet:
+        return fleet.run("status", fmt, modules, exit_code=exit_code)
+    if fmt == "junit":
+        raise UsageError("--format junit: the report of a run over --targets or --targets-query")
     target = target_for(database_url)
     states = migrate_lib.status(target, modules)
     if fmt == "json":
@@ -257,12 +280,14 @@ def _confirm_drop(plan, target, *, yes: bool, reason: str) -> None:
   dbtool validate
   dbtool validate --module crm --strict --format json > drift.json
   dbtool validate --format junit > validate.xml
+  dbtool validate --targets fleet.txt --continue-on-error --format json > fleet.json
 
 Findings: missing and different objects are errors, extra objects warnings (errors
 with --strict); files edited after they were applied are errors.
 
 """ + EPILOG)
 @database_options
+@fleet_options
 @click.option("--strict", is_flag=True, help="Treat extra objects as errors.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True)
 @click.option("--from-sql", is_flag=True,
@@ -273,12 +298,17 @@ with --strict); files edited after they were applied are errors.
               envvar="DBTOOL_DUCKDB_PATH", show_envvar=True,
               help="Also check this DuckDB analytics file against sql/duckdb/.")
 @setting_option("DBTOOL_READ_LOCK_TIMEOUT", "--lock-timeout", metavar="SECONDS", show_default="10")
-def validate(database_url, modules, strict, fmt, from_sql, verbose, explain, duckdb_path):
+def validate(database_url, modules, fleet, strict, fmt, from_sql, verbose, explain, duckdb_path):
     """Compare the live catalog with what sql/ describes; report every difference."""
     from . import migrate as migrate_lib
     from .catalog import render
     from .catalog import validate as validate_lib
 
+    if fleet:  # --duckdb checks one local file: refused when given, DBTOOL_DUCKDB_PATH left aside
+        if duckdb_path is not None and click.get_current_context().get_parameter_source("duckdb_path") == \
+                click.core.ParameterSource.COMMANDLINE:
+            raise UsageError("--duckdb checks one local analytics file: run it without --targets")
+        return fleet.run("validate", fmt, modules, strict=strict, from_sql=from_sql, verbose=verbose, explain=explain)
     target = target_for(database_url)
     ids = {m: [mig.id for mig in migrate_lib.load([m])] for m in modules}
     report = validate_lib.validate(target, modules, strict=strict, from_sql=from_sql, migration_ids=ids,
@@ -381,6 +411,9 @@ cli.add_command(jobs)
 from .lint_cli import lint  # noqa: E402
 
 cli.add_command(lint)
+from .trace_cli import trace  # noqa: E402
+
+cli.add_command(trace)
 
 
 def main() -> None:

@@ -52,6 +52,24 @@ def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def _text(raw: str) -> str:
+    return raw.strip()  # never refused here: a URL is checked (and masked) where it is used
+
+
+def _workers(raw: str) -> int:
+    value = _whole(1)(raw)
+    if value > MAX_PARALLEL:
+        raise ValueError(f"give a whole number from 1 to {MAX_PARALLEL}")
+    return value
+
+
+# Fleet runs (--targets): how many targets at once. Each migrating target holds up to 3 connections (the lock's,
+# yoyo's, one per migration), so 8 keep a shared server at 24 of PostgreSQL's default 100; the client side is
+# mostly waiting on servers, but validate's diff holds the GIL, so beyond ~2 threads per core they only queue.
+MAX_PARALLEL = 256
+DEFAULT_PARALLEL = min(8, 2 * (os.cpu_count() or 1))
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str               # the environment variable
@@ -87,8 +105,19 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "seconds a command reading or changing rows waits for a table lock, then stops naming who holds it "
             "(nothing changed)",
             "backup, restore, seed, erase-user, analytics sync, jobs"),
+    Setting("DBTOOL_TARGETS", _path, None,
+            "a file naming the databases to act on, one URL or service=NAME per line, each with an optional label "
+            "(README: Many databases)", "migrate, validate, status, wait"),
+    Setting("DBTOOL_REGISTRY_URL", _text, None,
+            "the database --targets-query reads the targets from (default: the --database-url)",
+            "migrate, validate, status, wait"),
+    Setting("DBTOOL_PARALLEL", _workers, DEFAULT_PARALLEL,
+            "targets acted on at once, each in a worker thread of one process", "migrate, validate, status, wait"),
     Setting("DBTOOL_PROGRESS", _flag, True, "live progress lines on a terminal (0 turns them off)",
-            "migrate, analytics sync"),
+            "migrate, analytics sync, runs over --targets"),
+    Setting("DBTOOL_LOCK_RETRIES", _whole(0), 0,
+            "times a migration that failed on lock_timeout is tried again, after a growing, jittered pause "
+            "(0: fail at once, naming the blocker)", "migrate"),
 )}
 
 # Defaults of the migration options (--lock-timeout, --ddl-lock-timeout, --statement-timeout).
