@@ -7,6 +7,7 @@ import sys
 from collections import defaultdict
 from xml.etree import ElementTree as ET
 
+from ..junit import Suites
 from ..progress import colour_enabled
 from .diff import ERROR, INFO, WARNING
 from .validate import Report
@@ -69,28 +70,15 @@ def junit(report: Report) -> str:
     for f in report.findings:
         by_object[(f.kind, f.object)].append(f)
     cases = list(report.checked) + [k for k in by_object if k not in set(report.checked)]
-    suites = ET.Element("testsuites", name="dbtool validate")
-    per_module: dict[str, ET.Element] = {}
-    totals: defaultdict[tuple[str, str], int] = defaultdict(int)  # (module, "tests" | "failures") -> count
+    suites = Suites("dbtool validate")
     for kind, name in cases:
         module = _module_of(kind, name)
-        suite = per_module.get(module)
-        if suite is None:
-            suite = per_module[module] = ET.SubElement(suites, "testsuite", name=module)
-        case = ET.SubElement(suite, "testcase", classname=f"{module}.{kind}", name=name)
-        totals[module, "tests"] += 1
+        case = suites.case(module, f"{module}.{kind}", name)
         errors = [f for f in by_object.get((kind, name), []) if f.severity == ERROR]
         others = [f for f in by_object.get((kind, name), []) if f.severity != ERROR]
         if errors:
-            totals[module, "failures"] += 1
             failure = ET.SubElement(case, "failure", message=errors[0].message(), type=errors[0].problem)
             failure.text = "\n".join(f.message() for f in errors)
         if others:
             ET.SubElement(case, "system-out").text = "\n".join(f"{f.severity}: {f.message()}" for f in others)
-    for module, suite in per_module.items():
-        suite.set("tests", str(totals[module, "tests"]))
-        suite.set("failures", str(totals[module, "failures"]))
-        suite.set("errors", "0")
-    suites.set("tests", str(sum(v for (m, k), v in totals.items() if k == "tests")))
-    suites.set("failures", str(sum(v for (m, k), v in totals.items() if k == "failures")))
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return suites.xml()

@@ -22,6 +22,7 @@ from typing import TextIO
 from xml.etree import ElementTree as ET
 
 from .. import progress
+from ..junit import Suites
 from .run import DRIFT, FAILURES, NOT_STARTED, OK, PENDING, STATES, Fleet, Result
 
 FORMAT = "dbtool.fleet/1"
@@ -90,10 +91,9 @@ def as_json(fleet: Fleet) -> str:
 
 
 def junit(fleet: Fleet) -> str:
-    suites = ET.Element("testsuites", name=f"dbtool {fleet.command}")
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    suites = Suites(f"dbtool {fleet.command}")
     for r in fleet.results:
-        suite = ET.SubElement(suites, "testsuite", name=r.target.label)
+        suite = suites.suite(r.target.label)
         if r.seconds is not None:
             suite.set("time", f"{r.seconds:.3f}")
         props = ET.SubElement(suite, "properties")
@@ -108,17 +108,8 @@ def junit(fleet: Fleet) -> str:
                 kind = "failure" if r.state == "failed" else "error"
                 ET.SubElement(case, kind, message=r.summary, type=r.state).text = "\n".join([*r.log, r.summary])
             cases = [case]
-        counts = {"tests": len(cases), "failures": 0, "errors": 0, "skipped": 0}
-        for case in cases:
-            suite.append(case)
-            for kind, key in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
-                counts[key] += case.find(kind) is not None
-        for key, value in counts.items():
-            suite.set(key, str(value))
-            totals[key] += value
-    for key, value in totals.items():
-        suites.set(key, str(value))
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+        suite.extend(cases)
+    return suites.xml()
 
 
 class Live:

@@ -11,6 +11,7 @@ import json
 from collections import defaultdict
 from xml.etree import ElementTree as ET
 
+from ..junit import Suites
 from .checks import Finding
 from .engine import Report
 from .rules import RULES
@@ -107,38 +108,24 @@ def junit(report: Report) -> str:
         by_file[f.file].append(f)
     for f in report.waived:
         waived[f.file].append(f)
-    suites = ET.Element("testsuites", name="dbtool lint")
-    per_module: dict[str, ET.Element] = {}
-    totals: defaultdict[tuple[str, str], int] = defaultdict(int)
+    suites = Suites("dbtool lint")
     for fr in report.files:
         module = _module(fr.shown)
-        suite = per_module.get(module)
-        if suite is None:
-            suite = per_module[module] = ET.SubElement(suites, "testsuite", name=module)
-        case = ET.SubElement(suite, "testcase", classname=f"lint.{module}", name=fr.shown)
-        totals[module, "tests"] += 1
+        if not suites.suite(module).findall("properties"):  # the grammar warning, where JUnit keeps context
+            props = ET.SubElement(suites.suite(module), "properties")
+            for name, value in [("parser", report.parser), ("catalog", report.catalog)] + [
+                    ("warning", w) for w in report.warnings]:
+                ET.SubElement(props, "property", name=name, value=value)
+        case = suites.case(module, f"lint.{module}", fr.shown)
         found = by_file.get(fr.shown, [])
         if found:
-            totals[module, "failures"] += 1
             failure = ET.SubElement(case, "failure", message=f"{len(found)} finding(s): {found[0].rule}",
                                     type=found[0].rule)
             failure.text = "\n".join(f"{f.file}:{f.line}:{f.column}: {f.rule} {f.message}" for f in found)
         if waived.get(fr.shown):
             ET.SubElement(case, "system-out").text = "\n".join(
                 f"ignored {f.rule} at line {f.line}: {f.reason}" for f in waived[fr.shown])
-    for module, suite in per_module.items():
-        suite.set("tests", str(totals[module, "tests"]))
-        suite.set("failures", str(totals[module, "failures"]))
-        suite.set("errors", "0")
-    suites.set("tests", str(sum(v for (_m, k), v in totals.items() if k == "tests")))
-    suites.set("failures", str(sum(v for (_m, k), v in totals.items() if k == "failures")))
-    for suite in per_module.values():  # the grammar warning, where JUnit keeps a suite's context
-        props = ET.Element("properties")
-        for name, value in [("parser", report.parser), ("catalog", report.catalog)] + [
-                ("warning", w) for w in report.warnings]:
-            ET.SubElement(props, "property", name=name, value=value)
-        suite.insert(0, props)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return suites.xml()
 
 
 def rules_table() -> str:
