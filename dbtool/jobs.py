@@ -221,7 +221,7 @@ def purge_duckdb(duck: duckdb.DuckDBPyConnection, session_keys: Sequence[str], *
             ).fetchall()[0][0]) for t in tables}  # names from DuckDB's catalog, quoted; values bound
             duck.execute("DROP TABLE dbtool_purge_keys")
             if not dry_run and counts.get("duckdb.message_embeddings"):
-                bump_version(duck)  # in-memory search matrices must drop the purged vectors
+                bump_version(duck, deleted_only=True)  # the search sidecar is rewritten without the purged vectors
     except duckdb.Error as exc:
         raise duck_error("DuckDB purge failed, nothing purged", exc) from None
     return counts

@@ -257,6 +257,24 @@ def test_erasure_removes_the_users_vectors_from_the_sidecar(store, builds):
     assert builds.calls == 0  # rewritten from the old sidecar, not rebuilt from DuckDB
 
 
+def test_a_purge_rewrites_the_sidecar_without_the_purged_sessions(store, builds):
+    from dbtool.jobs import purge_duckdb
+
+    duck, path, vectors, _ = store
+    side = sidecar_path(duck)
+    purged = [vector_bytes(vectors[i - 1]) for i in (7, 14, 1505)]  # ids in session s0
+    kept = vector_bytes(vectors[0])  # id 1: session s1
+    assert all(v in side.read_bytes() for v in purged)
+    counts = purge_duckdb(duck, ["s0"])
+    assert counts["duckdb.message_embeddings"] == sum(1 for i in range(1, 2001) if i % 7 == 0)
+    data = side.read_bytes()
+    assert not any(v in data for v in purged) and kept in data
+    assert sidecar.read_header(side).rows == 2000 - counts["duckdb.message_embeddings"]
+    hits = search_similar(duck, vectors[6], k=50)
+    assert hits and "s0" not in {h.session_id for h in hits}
+    assert builds.calls == 0  # rewritten from the old sidecar, not rebuilt from DuckDB
+
+
 def test_an_erasure_in_flight_keeps_other_connections_from_publishing_the_old_rows(store):
     """While an erasure's transaction is open, another connection of the process that rebuilds the matrix (from
     the rows still committed) must not write them back into the sidecar."""
