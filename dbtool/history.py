@@ -57,9 +57,15 @@ class History:
     files: list[FileRecord] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
 
+    _changed: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
+
     def changed_files(self, migration_id: str) -> list[str]:
-        return [f"sql/{r.file}" for r in self.files
-                if r.migration_id == migration_id and r.problem in ("file_missing", "edited")]
+        if self._changed is None:  # each file lexed once, not once per migration asked about
+            self._changed = {}
+            for r in self.files:
+                if r.problem in ("file_missing", "edited"):
+                    self._changed.setdefault(r.migration_id, []).append(f"sql/{r.file}")
+        return list(self._changed.get(migration_id, []))
 
 
 def _rows(conn: psycopg.Connection, table: str, query: str | sql.Composed, params=None,
