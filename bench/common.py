@@ -165,9 +165,16 @@ def _server_facts() -> dict[str, Any]:
             version = conn.execute("SELECT version()").fetchone()
     except Exception as exc:  # the results are still worth writing without them
         return {"error": " ".join(str(exc).split())[:300]}
-    facts: dict[str, Any] = {"where": target.display(), "version": version[0] if version else None}
+    facts: dict[str, Any] = {"where": _checkout_relative(target.display()), "version": version[0] if version else None}
     facts.update(dict(rows))
     return facts
+
+
+def _checkout_relative(text: str) -> str:
+    """Results are committed: this machine's checkout path is written as <checkout>."""
+    from dbtool import paths
+
+    return text.replace(str(paths.root()), "<checkout>")
 
 
 def environment(load_before: tuple[float, ...] | None = None) -> dict[str, Any]:
@@ -186,7 +193,7 @@ def environment(load_before: tuple[float, ...] | None = None) -> dict[str, Any]:
                     "load_average_before": list(load_before) if load_before else None,
                     "load_average_after": list(load_now) if load_now else None},
         "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
-                   "executable": sys.executable, "packages": _versions()},
+                   "executable": _checkout_relative(sys.executable), "packages": _versions()},
         "postgresql": _server_facts(),
         "dbtool": {"commit": commit, "modified_files": len(changed.splitlines()) if changed else 0},
     }
