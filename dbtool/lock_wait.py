@@ -163,8 +163,7 @@ def blockers(conn: psycopg.Connection, schemas: list[str], modes: tuple[str, ...
         return f"could not read who holds it ({' '.join(str(exc).split())[:120]})"
     if not rows:
         return "no session holds a conflicting table lock any more (it has just finished, or it was a row lock)"
-    return "; ".join(f"pid {pid} ({app}, {state}) {locks}: {query}" for pid, app, state, query, locks in rows)
-
+    return _line(rows)
 
 
 def blockers_of(conn: psycopg.Connection, waiter: int) -> str:
@@ -172,4 +171,9 @@ def blockers_of(conn: psycopg.Connection, waiter: int) -> str:
     rows = conn.execute(WAITER_BLOCKERS_SQL, {"waiter": waiter}).fetchall()
     if not rows:
         return "no session blocks it any more (it has just finished)"
+    return _line(rows)
+
+
+def _line(rows) -> str:
+    """Blocker rows (pid, application_name, state, query, locks) in one line."""
     return "; ".join(f"pid {pid} ({app}, {state}) {locks}: {query}" for pid, app, state, query, locks in rows)

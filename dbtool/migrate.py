@@ -55,6 +55,7 @@ from .lock import (
 )
 from .migration_steps import TIMEOUT_VALUE, ApplyFiles, check_regular
 from .paths import check_modules  # noqa: F401 (callers use migrate.check_modules)
+from .revisions import module_of
 from .settings import DEFAULT_DDL_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT
 
 Say = Callable[[str], None]
@@ -266,16 +267,19 @@ def _refuse_cycles(migrations) -> None:
         raise MigrationError(f"cannot load migrations: their __depends__ form a cycle: {files}") from None
 
 
-def module_of(migration) -> str:
-    return Path(migration.path).parent.name
-
-
 def file_steps(migration) -> list[ApplyFiles]:
     return [s._apply for s in _steps(migration) if isinstance(getattr(s, "_apply", None), ApplyFiles)]
 
 
 def files_of(migration) -> list:
     return [p for step in file_steps(migration) for p in step.paths]
+
+
+def check_files(migrations) -> None:
+    """Every file the migrations apply is a regular file: a FIFO read under the lock would hold it forever."""
+    for m in migrations:
+        for path in files_of(m):
+            check_regular(path, m.id)
 
 
 def _steps(migration):
@@ -357,16 +361,15 @@ def migrate(target: Target, modules: list[str], *, say: Say, lock_timeout: float
     goal = revisions.find(migrations, to, modules) if to else None
     if dry_run:
         return _dry_run(target, migrations, say, goal)
-    for m in migrations:  # a FIFO read under the lock would hold it forever
-        for path in files_of(m):
-            check_regular(path, m.id)
+    check_files(migrations)
     preflight(target, modules)
     started = time.monotonic()
     with locked_backend(target, "migrate", lock_timeout, say, **timeouts) as (backend, watch):
-        pending = list(backend.to_apply(migrations))
         if goal:
             pending = revisions.up_to(migrations, goal, _applied_ids(backend))
             say(f"migrate --to {goal.id}: applies {', '.join(m.id for m in pending)}")
+        else:
+            pending = list(backend.to_apply(migrations))
         applied = apply_pending(backend, watch, pending, say, retries=retries)
     return Outcome(applied, time.monotonic() - started)
 
@@ -516,9 +519,7 @@ def reset(target: Target, module: str, *, say: Say, cascade: bool = False, confi
     migrations = load([module])
     ids = [m.id for m in migrations]
     if recreate:
-        for m in migrations:
-            for path in files_of(m):
-                check_regular(path, m.id)
+        check_files(migrations)
         preflight(target, [module])
     started = time.monotonic()
     with locked_backend(target, "reset", lock_timeout, say, **timeouts) as (backend, watch):
@@ -796,7 +797,11 @@ class MigrationState:
 
 def status(target: Target, modules: list[str]) -> list[MigrationState]:
     """Read-only: reads yoyo's table directly rather than letting yoyo create its tables."""
-    migrations = load(modules)
+    return _states(target, load(modules), modules)
+
+
+def _states(target: Target, migrations, modules: list[str]) -> list[MigrationState]:
+    """status() of migrations already loaded."""
     with reading(target, "status", modules) as conn:  # DBTOOL_READ_LOCK_TIMEOUT
         history = read_history(conn)
     refuse_unreadable(history.unreadable, "which migrations ran")
@@ -807,13 +812,13 @@ def status(target: Target, modules: list[str]) -> list[MigrationState]:
 def _dry_run(target: Target, migrations, say: Say, goal=None) -> Outcome:
     from . import revisions
 
-    states = status(target, sorted({module_of(m) for m in migrations}))
-    applied = {s.id for s in states if s.applied}
-    by_id = {m.id: m for m in migrations}
-    pending = [by_id[s.id] for s in states if not s.applied]
+    states = _states(target, migrations, sorted({module_of(m) for m in migrations}))
     if goal:
-        pending = revisions.up_to(migrations, goal, applied)
+        pending = revisions.up_to(migrations, goal, {s.id for s in states if s.applied})
         say(f"migrate --to {goal.id} would apply {', '.join(m.id for m in pending)}")
+    else:
+        by_id = {m.id: m for m in migrations}
+        pending = [by_id[s.id] for s in states if not s.applied]
     for m in pending:
         say(f"-- pending: {m.id}")
         for f in (f for step in file_steps(m) for f in step.load()):  # one-line errors, as migrate gives

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Callable
 from . import paths
 from .config import Target
 from .errors import UsageError
-from .migration_steps import check_regular
 from .settings import DEFAULT_LOCK_TIMEOUT
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ def check_redo(migrations: Iterable[Migration], goal: Migration, applied_newest_
         raise UsageError(f"migrate --redo {goal.id}: it is not applied to this database, so there is nothing to "
                          f"redo (`dbtool migrate --to {goal.id}` applies it); nothing was changed")
     module = module_of(goal)
-    latest = next(m for m in applied_newest_first if module_of(m) == module)
+    latest = latest_applied(module, applied_newest_first)  # goal is applied: there is one
     if latest is not goal:
         raise UsageError(f"migrate --redo {goal.id}: {latest.id} is applied after it in module {module}; redo only "
                          f"undoes the latest (roll back to it first: dbtool rollback --to {goal.id}); nothing was "
@@ -172,9 +171,7 @@ def redo(target: Target, modules: list[str], given: str | None, *, say: Callable
     migrations = mig.load(paths.modules())  # an applied migration of any module may depend on it
     goal = find(migrations, given, modules) if given is not None else None
     module = module_of(goal) if goal else modules[0]
-    for m in (m for m in migrations if module_of(m) == module):
-        for path in mig.files_of(m):
-            check_regular(path, m.id)
+    mig.check_files(m for m in migrations if module_of(m) == module)
     mig.preflight(target, [module])
     with mig.locked_backend(target, "migrate", lock_timeout, say, **timeouts) as (backend, watch):
         newest_first = list(backend.to_rollback(migrations))
