@@ -164,8 +164,13 @@ def _dump_lock_timeout(target: Target, exc: ToolFailed, *, wait: float) -> Dbtoo
             who = lock_wait.blockers(conn, list(row[0]) if row else [], lock_wait.BLOCKS_READS)
     except DbtoolError as failed:
         who = f"could not read who holds it ({failed})"
+    return _lock_timeout(target, "backup", wait, who, outcome="nothing written")
+
+
+def _lock_timeout(target: Target, command: str, wait: float, who: str, *, outcome: str) -> lock_wait.TableLockTimeout:
+    """The one line of backup's or restore's lock timeout (the connection string masked)."""
     return lock_wait.TableLockTimeout(target.mask(lock_wait.message(
-        "backup", wait, who, setting=lock_wait.DATA_SETTING, outcome="nothing written")))
+        command, wait, who, setting=lock_wait.DATA_SETTING, outcome=outcome)))
 
 
 _WAITING_SQL = """
@@ -406,7 +411,6 @@ def restore(target: Target, path: Path, *, force: bool = False, no_owner: bool =
         except ToolFailed:
             if watch.blocked is None:
                 raise
-            raise lock_wait.TableLockTimeout(target.mask(lock_wait.message(
-                "restore", wait, watch.blocked, setting=lock_wait.DATA_SETTING,
-                outcome="nothing restored (one transaction, rolled back)"))) from None
+            raise _lock_timeout(target, "restore", wait, watch.blocked,
+                                outcome="nothing restored (one transaction, rolled back)") from None
     return Outcome(path, time.monotonic() - started, path.stat().st_size)

@@ -45,9 +45,14 @@ _MIGRATOR = """coalesce((SELECT relowner FROM pg_class WHERE oid = to_regclass('
                         (SELECT datdba FROM pg_database WHERE datname = current_database()))"""
 
 
+def _role(role: str, schema_owner: str | None = None) -> str:
+    """A role's name, `<migrator>` for the role that ran the migrations (and `<schema owner>` for schema_owner)."""
+    owns_schema = f"WHEN {role} = {schema_owner} THEN '<schema owner>' " if schema_owner else ""
+    return f"CASE WHEN {role} = {_MIGRATOR} THEN '<migrator>' {owns_schema}ELSE pg_get_userbyid({role}) END"
+
+
 def _owner(owner: str, schema_owner: str = "n.nspowner") -> str:
-    return (f"CASE WHEN {owner} = {_MIGRATOR} THEN '<migrator>' WHEN {owner} = {schema_owner} THEN '<schema owner>' "
-            f"ELSE pg_get_userbyid({owner}) END")
+    return _role(owner, schema_owner)
 
 
 def _acl(acl: str, owner: str, objtype: str | None) -> str:
@@ -63,7 +68,7 @@ def _acl(acl: str, owner: str, objtype: str | None) -> str:
 QUERIES: dict[str, str] = {
     "schema": f"""
         SELECT n.nspname AS name,
-               CASE WHEN n.nspowner = {_MIGRATOR} THEN '<migrator>' ELSE pg_get_userbyid(n.nspowner) END AS owner,
+               {_role('n.nspowner')} AS owner,
                {_acl('n.nspacl', 'n.nspowner', 'n')} AS acl, obj_description(n.oid, 'pg_namespace') AS comment
         FROM pg_namespace n WHERE n.nspname = ANY(%(schemas)s)""",
     "extension": """
@@ -235,8 +240,7 @@ QUERIES: dict[str, str] = {
         WHERE n.nspname = ANY(%(schemas)s)""",
     "default_privilege": f"""
         SELECT n.nspname AS schema,
-               CASE WHEN d.defaclrole = {_MIGRATOR} THEN '<migrator>' ELSE pg_get_userbyid(d.defaclrole) END
-                 || ':' || d.defaclobjtype::text AS name, d.defaclnamespace = 0 AS global,
+               {_role('d.defaclrole')} || ':' || d.defaclobjtype::text AS name, d.defaclnamespace = 0 AS global,
                {_acl('d.defaclacl', 'd.defaclrole', None)} AS acl
         FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace OR d.defaclnamespace = 0
         WHERE n.nspname = ANY(%(schemas)s)""",
