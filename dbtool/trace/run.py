@@ -26,6 +26,7 @@ from .. import migration_steps, paths
 from ..config import Target
 from ..errors import DbtoolError, MigrationError, UsageError, first_line
 from ..fingerprint import BOOKKEEPING_DDL
+from ..lint.engine import shown  # one spelling of a path for lint and trace
 from ..lock import application_name
 from ..migration_steps import ApplyFiles, SqlFile, Statement, describe_error, load_file, split_statements
 from . import probe
@@ -71,20 +72,13 @@ class Plan:
     note: str | None = None
 
 
-def shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(paths.root()))
-    except (ValueError, UsageError):
-        return str(path)
-
-
 def _file_block(f: SqlFile) -> Block:
     settings: dict[str, str] = {k: f.directives[k] for k in ("lock_timeout", "statement_timeout") if k in f.directives}
     if not f.transactional:
         settings.setdefault("lock_timeout", "0")  # as ApplyFiles: a concurrent build waits for old transactions
     where = shown(f.path)
     units = [Unit(where, s.line, s.text, f.path, s) for s in f.statements]
-    return Block(units, settings, None if f.transactional else where, batch=getattr(f, "batch", None))
+    return Block(units, settings, None if f.transactional else where, batch=f.batch)
 
 
 def _steps(items) -> list:
@@ -332,7 +326,7 @@ class Runner:
                  mt: MigrationTrace) -> tuple[float, float, set[tuple[int, str]], Batches]:
         """A `-- batch: N` file's statement as ApplyFiles runs it: each run a transaction of its own with the batch
         size set, until a run changes no row. The locks of every batch; ACCESS EXCLUSIVE held for the longest."""
-        conn, setting = self.conn, getattr(migration_steps, "BATCH_SETTING", "dbtool.batch_rows")
+        conn, setting = self.conn, migration_steps.BATCH_SETTING
         seconds = commits = longest = 0.0
         held: set[tuple[int, str]] = set()
         count = rows = 0
